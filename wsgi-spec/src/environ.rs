@@ -1,0 +1,493 @@
+//! The environ: everything the server tells the application about a request (ENV-*).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
+use http::{Extensions, HeaderMap, HeaderValue, Method, Version};
+
+use crate::ext::{ConnectionInfo, FileWrapper, InputTerminated, ScriptName};
+use crate::{Errors, Input};
+
+/// `wsgi.url_scheme` (ENV-18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Scheme {
+    /// `http`
+    #[default]
+    Http,
+    /// `https`
+    Https,
+}
+
+impl Scheme {
+    /// `"http"` or `"https"`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+
+    /// The port a URL of this scheme uses when it names none.
+    #[must_use]
+    pub fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+/// What a server says about itself in every environ.
+#[derive(Debug, Clone)]
+pub struct ServerInfo {
+    /// `SERVER_SOFTWARE`, e.g. `"wsgi-server/0.1.0"`.
+    pub software: Cow<'static, str>,
+    /// `wsgi.multithread`: the app may run on several threads at once (ENV-21).
+    pub multithread: bool,
+    /// `wsgi.multiprocess`: several processes run the app at once (ENV-22).
+    pub multiprocess: bool,
+    /// `wsgi.run_once` (ENV-23).
+    pub run_once: bool,
+    /// Where `wsgi.errors` goes (ERR-6).
+    pub errors: Errors,
+    /// The server sends file bodies with `sendfile` (adds [`FileWrapper`]).
+    pub file_wrapper: bool,
+    /// Deployer variables added to every environ (ENV-25).
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Default for ServerInfo {
+    fn default() -> ServerInfo {
+        ServerInfo {
+            software: Cow::Borrowed(concat!("wsgi-spec/", env!("CARGO_PKG_VERSION"))),
+            multithread: false,
+            multiprocess: false,
+            run_once: false,
+            errors: Errors::stderr(),
+            file_wrapper: false,
+            vars: BTreeMap::new(),
+        }
+    }
+}
+
+/// PEP 3333's `environ`: the request as the application sees it.
+///
+/// The required keys are typed fields; request headers stay an
+/// [`http::HeaderMap`] whose values are bytes, never decoded (UNI-3); other
+/// string variables live in [`vars`](Environ::vars) and server capabilities in
+/// [`extensions`](Environ::extensions). The application owns its environ and
+/// may change it (ENV-1).
+///
+/// The [map view](Environ::get) gives the PEP 3333 keys a WSGI user expects:
+///
+/// ```
+/// use wsgi_spec::{Environ, Input, ServerInfo};
+/// let req = http::Request::post("/app/a%20b?x=1")
+///     .header("Host", "example.com:8080")
+///     .header("X-Foo", "one")
+///     .header("X-Foo", "two")
+///     .header("X_Foo", "spoofed")
+///     .header("Content-Type", "text/plain")
+///     .body(())
+///     .unwrap();
+/// let (parts, ()) = req.into_parts();
+/// let env = Environ::from_request(parts, Input::empty(), &ServerInfo::default());
+/// assert_eq!(env.get("PATH_INFO").unwrap(), &b"/app/a b"[..]);
+/// assert_eq!(env.get("QUERY_STRING").unwrap(), &b"x=1"[..]);
+/// assert_eq!(env.get("HTTP_X_FOO").unwrap(), &b"one, two"[..]);
+/// assert_eq!(env.get("CONTENT_TYPE").unwrap(), &b"text/plain"[..]);
+/// assert!(env.get("HTTP_CONTENT_TYPE").is_none());
+/// assert_eq!(env.get("SERVER_NAME").unwrap(), &b"example.com"[..]);
+/// assert_eq!(env.get("SERVER_PORT").unwrap(), &b"8080"[..]);
+/// ```
+#[non_exhaustive]
+pub struct Environ {
+    /// `REQUEST_METHOD` (ENV-2).
+    pub method: Method,
+    /// `SCRIPT_NAME`: where the app is mounted, percent-decoded bytes; empty
+    /// at the root, never `/` (ENV-3, ENV-26).
+    pub script_name: Bytes,
+    /// `PATH_INFO`: the rest of the path, percent-decoded bytes (ENV-4).
+    pub path_info: Bytes,
+    /// `QUERY_STRING`, raw as received, without `?` (ENV-5).
+    pub query_string: Bytes,
+    /// `RAW_URI`: the request target as received.
+    pub raw_uri: Bytes,
+    /// `SERVER_NAME` (ENV-8).
+    pub server_name: String,
+    /// `SERVER_PORT` (ENV-8).
+    pub server_port: u16,
+    /// `SERVER_PROTOCOL` (ENV-9).
+    pub protocol: Version,
+    /// `wsgi.url_scheme` (ENV-18).
+    pub url_scheme: Scheme,
+    /// `REMOTE_ADDR`, when the transport has one.
+    pub remote_addr: Option<IpAddr>,
+    /// `REMOTE_PORT`, when the transport has one.
+    pub remote_port: Option<u16>,
+    /// The request headers: `HTTP_*`, `CONTENT_TYPE`, `CONTENT_LENGTH`
+    /// (ENV-10, ENV-11). Names containing `_` are never present.
+    pub headers: HeaderMap,
+    /// `wsgi.input` (ENV-19).
+    pub input: Input,
+    /// `wsgi.errors` (ENV-20).
+    pub errors: Errors,
+    /// `wsgi.multithread` (ENV-21).
+    pub multithread: bool,
+    /// `wsgi.multiprocess` (ENV-22).
+    pub multiprocess: bool,
+    /// `wsgi.run_once` (ENV-23).
+    pub run_once: bool,
+    /// Other string variables: `SERVER_SOFTWARE`, deployer variables,
+    /// variables added by middleware (ENV-12, ENV-25).
+    pub vars: BTreeMap<String, String>,
+    /// Typed server extensions: see [`crate::ext`] (ENV-24).
+    pub extensions: Extensions,
+}
+
+/// The PEP 3333 keys the map view knows besides `HTTP_*` and [`Environ::vars`].
+const CORE_KEYS: [&str; 12] = [
+    "REQUEST_METHOD",
+    "SCRIPT_NAME",
+    "PATH_INFO",
+    "QUERY_STRING",
+    "CONTENT_TYPE",
+    "CONTENT_LENGTH",
+    "SERVER_NAME",
+    "SERVER_PORT",
+    "SERVER_PROTOCOL",
+    "REMOTE_ADDR",
+    "REMOTE_PORT",
+    "RAW_URI",
+];
+
+impl Environ {
+    /// Build the environ for a request, as SPEC.md's ENV rules say.
+    ///
+    /// `parts` carries the request line and headers; a [`ConnectionInfo`]
+    /// and a [`ScriptName`] in its extensions are used when present (and all
+    /// its extensions are kept). The path is split into `SCRIPT_NAME` and
+    /// `PATH_INFO` and percent-decoded; header fields whose name contains `_`
+    /// are dropped (ENV-10); `SERVER_NAME`/`SERVER_PORT` come from `Host` (or
+    /// the absolute-form target), else the local address.
+    #[must_use]
+    pub fn from_request(parts: http::request::Parts, input: Input, server: &ServerInfo) -> Environ {
+        let http::request::Parts {
+            method,
+            uri,
+            version,
+            mut headers,
+            mut extensions,
+            ..
+        } = parts;
+        let conn = extensions
+            .get::<ConnectionInfo>()
+            .copied()
+            .unwrap_or_default();
+        let script_name = extensions
+            .remove::<ScriptName>()
+            .map(|s| s.0)
+            .unwrap_or_default();
+
+        // Header names with '_' would collide with '-' names in HTTP_* keys.
+        let underscored: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().contains('_'))
+            .cloned()
+            .collect();
+        for name in underscored {
+            headers.remove(&name);
+        }
+        if !headers.contains_key(HOST) {
+            if let Some(auth) = uri.authority() {
+                if let Ok(v) = HeaderValue::from_str(auth.as_str()) {
+                    headers.insert(HOST, v);
+                }
+            }
+        }
+
+        let raw_uri = match uri.scheme() {
+            Some(_) => Bytes::from(uri.to_string()),
+            None => match uri.path_and_query() {
+                Some(pq) => Bytes::copy_from_slice(pq.as_str().as_bytes()),
+                None => Bytes::from_static(b"/"),
+            },
+        };
+        let path = if method == Method::OPTIONS && uri.path() == "*" {
+            "*"
+        } else {
+            uri.path()
+        };
+        let mut path_info = percent_decode(path.as_bytes());
+        let script_name = normalize_script_name(script_name);
+        if !script_name.is_empty() && path_info.starts_with(&script_name) {
+            path_info = path_info.slice(script_name.len()..);
+        }
+        let query_string = Bytes::copy_from_slice(uri.query().unwrap_or("").as_bytes());
+
+        let url_scheme = if conn.secure {
+            Scheme::Https
+        } else {
+            Scheme::Http
+        };
+        let (server_name, server_port) = server_name_port(&headers, url_scheme, &conn);
+
+        let mut vars = server.vars.clone();
+        vars.entry("SERVER_SOFTWARE".to_owned())
+            .or_insert_with(|| server.software.to_string());
+        extensions.insert(InputTerminated);
+        if server.file_wrapper {
+            extensions.insert(FileWrapper);
+        }
+
+        Environ {
+            method,
+            script_name,
+            path_info,
+            query_string,
+            raw_uri,
+            server_name,
+            server_port,
+            protocol: version,
+            url_scheme,
+            remote_addr: conn.peer.map(|a| a.ip()),
+            remote_port: conn.peer.map(|a| a.port()),
+            headers,
+            input,
+            errors: server.errors.clone(),
+            multithread: server.multithread,
+            multiprocess: server.multiprocess,
+            run_once: server.run_once,
+            vars,
+            extensions,
+        }
+    }
+
+    /// `CONTENT_LENGTH` as a number, when the request had a valid one.
+    #[must_use]
+    pub fn content_length(&self) -> Option<u64> {
+        self.headers
+            .get(CONTENT_LENGTH)?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// `CONTENT_TYPE`, when the request had one.
+    #[must_use]
+    pub fn content_type(&self) -> Option<&HeaderValue> {
+        self.headers.get(CONTENT_TYPE)
+    }
+
+    /// `SERVER_PROTOCOL` as PEP 3333 writes it: `HTTP/1.0`, `HTTP/1.1`, `HTTP/2`.
+    #[must_use]
+    pub fn protocol_str(&self) -> &'static str {
+        protocol_str(self.protocol)
+    }
+
+    /// The value of a PEP 3333 string key: `REQUEST_METHOD`, `HTTP_X_FOO`,
+    /// `wsgi.url_scheme`, a variable of [`vars`](Environ::vars)... Values are
+    /// bytes: the native string's latin-1 encoding (UNI-3). Repeated headers
+    /// are joined with `", "` (`"; "` for `Cookie`); `CONTENT_TYPE` and
+    /// `CONTENT_LENGTH` have no `HTTP_` form (ENV-11).
+    #[must_use]
+    pub fn get(&self, key: &str) -> Option<Cow<'_, [u8]>> {
+        if let Some(name) = key.strip_prefix("HTTP_") {
+            if name == "CONTENT_TYPE" || name == "CONTENT_LENGTH" || name.contains('-') {
+                return None;
+            }
+            let header = name.to_ascii_lowercase().replace('_', "-");
+            let name = HeaderName::from_bytes(header.as_bytes()).ok()?;
+            return joined(&self.headers, &name);
+        }
+        let s = |v: String| Some(Cow::Owned(v.into_bytes()));
+        match key {
+            "REQUEST_METHOD" => Some(Cow::Borrowed(self.method.as_str().as_bytes())),
+            "SCRIPT_NAME" => Some(Cow::Borrowed(&self.script_name)),
+            "PATH_INFO" => Some(Cow::Borrowed(&self.path_info)),
+            "QUERY_STRING" => Some(Cow::Borrowed(&self.query_string)),
+            "CONTENT_TYPE" => joined(&self.headers, &CONTENT_TYPE),
+            "CONTENT_LENGTH" => joined(&self.headers, &CONTENT_LENGTH),
+            "SERVER_NAME" => Some(Cow::Borrowed(self.server_name.as_bytes())),
+            "SERVER_PORT" => s(self.server_port.to_string()),
+            "SERVER_PROTOCOL" => Some(Cow::Borrowed(self.protocol_str().as_bytes())),
+            "REMOTE_ADDR" => self.remote_addr.and_then(|a| s(a.to_string())),
+            "REMOTE_PORT" => self.remote_port.and_then(|p| s(p.to_string())),
+            "RAW_URI" => Some(Cow::Borrowed(&self.raw_uri)),
+            "wsgi.url_scheme" => Some(Cow::Borrowed(self.url_scheme.as_str().as_bytes())),
+            _ => self.vars.get(key).map(|v| Cow::Borrowed(v.as_bytes())),
+        }
+    }
+
+    /// All string keys and values of the map view, in a stable order: the
+    /// core CGI keys, `HTTP_*` in header order, `wsgi.url_scheme`, then
+    /// [`vars`](Environ::vars). Keys whose value is absent are left out (ENV-14).
+    #[must_use]
+    pub fn cgi_vars(&self) -> Vec<(Cow<'_, str>, Cow<'_, [u8]>)> {
+        let mut out =
+            Vec::with_capacity(CORE_KEYS.len() + self.headers.keys_len() + self.vars.len() + 1);
+        for key in CORE_KEYS {
+            if let Some(v) = self.get(key) {
+                out.push((Cow::Borrowed(key), v));
+            }
+        }
+        for name in self.headers.keys() {
+            if *name == CONTENT_TYPE || *name == CONTENT_LENGTH || name.as_str().contains('_') {
+                continue;
+            }
+            if let Some(v) = joined(&self.headers, name) {
+                out.push((Cow::Owned(http_key(name)), v));
+            }
+        }
+        out.push((
+            Cow::Borrowed("wsgi.url_scheme"),
+            Cow::Borrowed(self.url_scheme.as_str().as_bytes()),
+        ));
+        for (k, v) in &self.vars {
+            if !CORE_KEYS.contains(&k.as_str()) && !k.starts_with("HTTP_") {
+                out.push((Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_bytes())));
+            }
+        }
+        out
+    }
+}
+
+/// `HTTP_` plus the header name upper-cased with `-` as `_`.
+#[must_use]
+pub fn http_key(name: &HeaderName) -> String {
+    let mut key = String::with_capacity(5 + name.as_str().len());
+    key.push_str("HTTP_");
+    for c in name.as_str().chars() {
+        key.push(if c == '-' {
+            '_'
+        } else {
+            c.to_ascii_uppercase()
+        });
+    }
+    key
+}
+
+/// `SERVER_PROTOCOL` for an HTTP version.
+#[must_use]
+pub fn protocol_str(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
+fn joined<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<Cow<'a, [u8]>> {
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(Cow::Borrowed(first.as_bytes()));
+    };
+    let sep: &[u8] = if name == COOKIE { b"; " } else { b", " };
+    let mut out = Vec::with_capacity(first.len() + second.len() + 2);
+    out.extend_from_slice(first.as_bytes());
+    for v in std::iter::once(second).chain(values) {
+        out.extend_from_slice(sep);
+        out.extend_from_slice(v.as_bytes());
+    }
+    Some(Cow::Owned(out))
+}
+
+/// Percent-decode a path into bytes; malformed escapes stay as they are.
+#[must_use]
+pub fn percent_decode(input: &[u8]) -> Bytes {
+    if !input.contains(&b'%') {
+        return Bytes::copy_from_slice(input);
+    }
+    let hex = |b: u8| -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    };
+    let mut out = BytesMut::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' && i + 2 < input.len() {
+            if let (Some(h), Some(l)) = (hex(input[i + 1]), hex(input[i + 2])) {
+                out.extend_from_slice(&[h << 4 | l]);
+                i += 3;
+                continue;
+            }
+        }
+        out.extend_from_slice(&input[i..=i]);
+        i += 1;
+    }
+    out.freeze()
+}
+
+fn normalize_script_name(s: Bytes) -> Bytes {
+    // SCRIPT_NAME is never "/" and never ends in "/" (ENV-26).
+    let mut end = s.len();
+    while end > 0 && s[end - 1] == b'/' {
+        end -= 1;
+    }
+    s.slice(..end)
+}
+
+fn server_name_port(headers: &HeaderMap, scheme: Scheme, conn: &ConnectionInfo) -> (String, u16) {
+    if let Some(host) = headers.get(HOST).and_then(|h| h.to_str().ok()) {
+        let host = host.trim();
+        if !host.is_empty() {
+            let (name, port) = split_host_port(host);
+            let port = match port {
+                Some(p) => p.parse().ok(),
+                None => Some(scheme.default_port()),
+            };
+            if let Some(port) = port {
+                return (name.to_owned(), port);
+            }
+        }
+    }
+    match conn.local {
+        Some(addr) => (addr.ip().to_string(), addr.port()),
+        None => ("localhost".to_owned(), scheme.default_port()),
+    }
+}
+
+fn split_host_port(host: &str) -> (&str, Option<&str>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        // [v6]:port
+        if let Some(end) = rest.find(']') {
+            let name = &host[..end + 2];
+            let port = rest[end + 1..].strip_prefix(':');
+            return (name, port);
+        }
+        return (host, None);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) => (name, Some(port)),
+        None => (host, None),
+    }
+}
+
+impl fmt::Debug for Environ {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Environ")
+            .field("method", &self.method)
+            .field("script_name", &self.script_name)
+            .field("path_info", &self.path_info)
+            .field("query_string", &self.query_string)
+            .field("protocol", &self.protocol)
+            .field("url_scheme", &self.url_scheme)
+            .field("headers", &self.headers)
+            .finish_non_exhaustive()
+    }
+}

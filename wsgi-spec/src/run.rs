@@ -1,0 +1,272 @@
+//! Running an application for one request: the loop every server shares.
+//!
+//! [`run`] calls the application with its environ and a `start_response`,
+//! drives the [`ResponseDriver`], iterates the body and hands the results to
+//! a [`ResponseSink`] the server implements. It catches application errors
+//! and panics (500 before the head, an aborted response after, EXC-2/EXC-3),
+//! and it drops (closes) the body on every path (BODY-3).
+
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use bytes::Bytes;
+use http::StatusCode;
+
+use crate::driver::{Emit, ResponseDriver, ResponseHead};
+use crate::{Application, Body, Environ, Error, FileBody, StartResponse, Write};
+
+/// Where [`run`] delivers a response: the server's side of one request.
+///
+/// # Blocking
+/// Every method may block until the client accepted the data; that is the
+/// backpressure that keeps at most one chunk in flight (BODY-1, STRM-1). An
+/// error means the client is gone: [`run`] stops and closes the body.
+pub trait ResponseSink: Send + 'static {
+    /// Send the head. Called once, before any data.
+    ///
+    /// # Errors
+    /// The client is gone.
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()>;
+
+    /// Send body bytes (never empty).
+    ///
+    /// # Errors
+    /// The client is gone.
+    fn send_data(&mut self, data: Bytes) -> io::Result<()>;
+
+    /// Send a file body (already cut to the response's length). The default
+    /// reads it block by block into [`send_data`](Self::send_data); servers
+    /// that can use `sendfile(2)` override it.
+    ///
+    /// # Errors
+    /// The client is gone, or the file could not be read.
+    fn send_file(&mut self, mut file: FileBody) -> io::Result<()> {
+        while let Some(block) = file.read_block()? {
+            self.send_data(block)?;
+        }
+        Ok(())
+    }
+
+    /// The response is complete.
+    ///
+    /// # Errors
+    /// The client is gone.
+    fn finish(&mut self) -> io::Result<()>;
+
+    /// The response cannot be completed after its head was sent: the server
+    /// must make that visible to the client (close the connection, reset the
+    /// stream), never end it as if complete (EXC-3, CL-2).
+    fn abort(&mut self, error: &Error);
+}
+
+/// How one request went, for access logs and metrics.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// The status sent, if a head was sent.
+    pub status: Option<StatusCode>,
+    /// Body bytes handed to the sink.
+    pub bytes_sent: u64,
+    /// What went wrong, if anything (already logged to `wsgi.errors`).
+    pub error: Option<Error>,
+}
+
+impl Outcome {
+    /// True when the client received a complete response.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.status.is_some() && self.error.is_none()
+    }
+}
+
+struct Shared<S> {
+    driver: ResponseDriver,
+    sink: S,
+    status: Option<StatusCode>,
+}
+
+impl<S: ResponseSink> Shared<S> {
+    fn emit(&mut self, emit: Emit) -> Result<(), Error> {
+        if let Some(head) = emit.head {
+            self.status = Some(head.status.code());
+            self.sink.send_head(head).map_err(Error::Disconnected)?;
+        }
+        if !emit.data.is_empty() {
+            self.sink
+                .send_data(emit.data)
+                .map_err(Error::Disconnected)?;
+        }
+        Ok(())
+    }
+}
+
+fn lock<S>(m: &Mutex<Shared<S>>) -> MutexGuard<'_, Shared<S>> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+/// Run `app` for one request and deliver the response to `sink`.
+///
+/// ```
+/// use wsgi_spec::{run::{run, ResponseSink}, driver::ResponseHead, Body, Environ, Error, Input, ServerInfo};
+/// struct Collect(std::sync::mpsc::Sender<String>);
+/// impl ResponseSink for Collect {
+///     fn send_head(&mut self, h: ResponseHead) -> std::io::Result<()> {
+///         self.0.send(format!("head {}", h.status)).ok(); Ok(())
+///     }
+///     fn send_data(&mut self, d: bytes::Bytes) -> std::io::Result<()> {
+///         self.0.send(format!("data {}", String::from_utf8_lossy(&d))).ok(); Ok(())
+///     }
+///     fn finish(&mut self) -> std::io::Result<()> { self.0.send("end".into()).ok(); Ok(()) }
+///     fn abort(&mut self, e: &Error) { self.0.send(format!("abort {e}")).ok(); }
+/// }
+/// let app = |_env: Environ, sr: wsgi_spec::StartResponse| -> Result<Body, wsgi_spec::AppError> {
+///     sr.start(http::StatusCode::OK, http::HeaderMap::new())?;
+///     Ok(Body::chunks(["a", "b"]))
+/// };
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// let req = http::Request::get("/").body(()).unwrap().into_parts().0;
+/// let env = Environ::from_request(req, Input::empty(), &ServerInfo::default());
+/// let outcome = run(&app, env, Collect(tx));
+/// assert!(outcome.is_complete());
+/// assert_eq!(rx.try_iter().collect::<Vec<_>>(), ["head 200 OK", "data a", "data b", "end"]);
+/// ```
+///
+/// # Blocking
+/// Runs application code: call it on a thread where blocking is allowed,
+/// never on an async runtime's worker thread. The body is dropped on the
+/// calling thread.
+pub fn run<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) -> Outcome {
+    let driver = ResponseDriver::new(&environ.method, environ.protocol);
+    let errors = environ.errors.clone();
+    let shared = Arc::new(Mutex::new(Shared {
+        driver,
+        sink,
+        status: None,
+    }));
+
+    let start_response = {
+        let shared = Arc::clone(&shared);
+        StartResponse::from_fn(move |status, headers, exc_info| {
+            lock(&shared)
+                .driver
+                .start_response(status, headers, exc_info)?;
+            let shared = Arc::clone(&shared);
+            Ok(Write::from_fn(move |data| {
+                let mut g = lock(&shared);
+                if g.driver.has_returned() {
+                    return Err(Error::WriteAfterReturn);
+                }
+                if !g.driver.is_started() {
+                    return Err(Error::WriteBeforeStart);
+                }
+                let emit = g.driver.data(data, None)?;
+                g.emit(emit)
+            }))
+        })
+    };
+
+    let called = catch_unwind(AssertUnwindSafe(|| app.call(environ, start_response)));
+    let result = match called {
+        Ok(Ok(body)) => {
+            lock(&shared).driver.app_returned();
+            deliver(&shared, body)
+        }
+        Ok(Err(e)) => Err(Error::App(e)),
+        Err(p) => Err(Error::Panic(panic_message(p.as_ref()))),
+    };
+
+    let mut g = lock(&shared);
+    let error = match result {
+        Ok(()) => None,
+        Err(Error::Disconnected(e)) => Some(Error::Disconnected(e)),
+        Err(err) => {
+            errors.write(&format!("error handling request: {err}\n"));
+            match g.driver.error_response() {
+                Some((head, body)) => {
+                    g.status = Some(head.status.code());
+                    let sent = g
+                        .emit(Emit {
+                            head: Some(head),
+                            data: body,
+                        })
+                        .and_then(|()| g.sink.finish().map_err(Error::Disconnected));
+                    if let Err(e) = sent {
+                        errors.write(&format!("could not send the error response: {e}\n"));
+                    }
+                }
+                None => g.sink.abort(&err),
+            }
+            Some(err)
+        }
+    };
+    Outcome {
+        status: g.status,
+        bytes_sent: g.driver.bytes_sent(),
+        error,
+    }
+}
+
+/// Iterate the body into the sink; the body is dropped (closed) before the
+/// response is finished, on every path.
+fn deliver<S: ResponseSink>(shared: &Mutex<Shared<S>>, mut body: Body) -> Result<(), Error> {
+    let streamed = stream_body(shared, &mut body);
+    // close(): runs application code, so it may panic too.
+    let closed = catch_unwind(AssertUnwindSafe(move || drop(body)));
+    streamed?;
+    if let Err(p) = closed {
+        return Err(Error::Panic(panic_message(p.as_ref())));
+    }
+    let mut g = lock(shared);
+    let head = g.driver.finish()?;
+    g.emit(Emit {
+        head,
+        data: Bytes::new(),
+    })?;
+    g.sink.finish().map_err(Error::Disconnected)
+}
+
+fn stream_body<S: ResponseSink>(shared: &Mutex<Shared<S>>, body: &mut Body) -> Result<(), Error> {
+    if let Some(mut file) = body.take_file() {
+        let mut g = lock(shared);
+        let head = g.driver.file(&mut file)?;
+        g.emit(Emit {
+            head,
+            data: Bytes::new(),
+        })?;
+        if !file.is_empty() {
+            g.sink.send_file(file).map_err(Error::Disconnected)?;
+        }
+        return Ok(());
+    }
+    loop {
+        if lock(shared).driver.is_complete() {
+            return Ok(());
+        }
+        // The lock is not held while application code runs: the body may
+        // call start_response lazily (SR-17).
+        let next = catch_unwind(AssertUnwindSafe(|| body.next_chunk()));
+        let chunk = match next {
+            Ok(Some(Ok(chunk))) => chunk,
+            Ok(Some(Err(e))) => return Err(Error::App(e)),
+            Ok(None) => return Ok(()),
+            Err(p) => return Err(Error::Panic(panic_message(p.as_ref()))),
+        };
+        let mut g = lock(shared);
+        if chunk.is_empty() {
+            continue;
+        }
+        let emit = g.driver.data(chunk, body.len_hint())?;
+        g.emit(emit)?;
+    }
+}
