@@ -97,7 +97,9 @@ impl ResponseDriver {
     /// `start_response` (SR-*): check the head and hold it.
     ///
     /// # Errors
-    /// Invalid headers (SR-4, SR-5, SR-7); a second call without `exc_info`
+    /// Invalid headers (SR-4, SR-5, SR-7) or `Content-Length`
+    /// ([`Error::InvalidContentLength`], checked here so the application
+    /// learns it while it still runs, SR-8); a second call without `exc_info`
     /// ([`Error::AlreadyStarted`], SR-15); `exc_info` after the head was sent
     /// ([`Error::HeadersSent`] carrying it, SR-13).
     pub fn start_response(
@@ -114,6 +116,7 @@ impl ResponseDriver {
             None => {}
         }
         check_headers(&headers)?;
+        declared_length(&headers)?;
         self.pending = Some((status, headers));
         Ok(())
     }
@@ -183,7 +186,10 @@ impl ResponseDriver {
     /// Commit the head for a file body and cut the file to `Content-Length`.
     ///
     /// # Errors
-    /// As [`data`](Self::data), and [`Error::NeverStarted`].
+    /// As [`data`](Self::data), and [`Error::NeverStarted`];
+    /// [`Error::ShortBody`] when the file is shorter than the declared
+    /// `Content-Length` and nothing was sent yet: the head is then not
+    /// committed, so the server can still answer 500 (CL-2, EXC-2).
     pub fn file(&mut self, file: &mut FileBody) -> Result<Option<ResponseHead>, Error> {
         let head = if self.committed {
             None
@@ -197,6 +203,13 @@ impl ResponseDriver {
             file.truncate(0);
         } else if let Some(d) = self.declared {
             file.truncate(d.saturating_sub(self.sent));
+            if head.is_some() && file.len() < d {
+                self.committed = false;
+                return Err(Error::ShortBody {
+                    expected: d,
+                    sent: 0,
+                });
+            }
         }
         self.sent += file.len();
         Ok(head)
@@ -207,7 +220,9 @@ impl ResponseDriver {
     /// # Errors
     /// [`Error::NeverStarted`] when `start_response` was never called;
     /// [`Error::ShortBody`] when fewer bytes than `Content-Length` were sent
-    /// (CL-2): the server must then close the connection.
+    /// (CL-2): the server must then close the connection. When nothing at
+    /// all was sent, the head stays uncommitted and
+    /// [`error_response`](Self::error_response) still gives a clean 500.
     pub fn finish(&mut self) -> Result<Option<ResponseHead>, Error> {
         self.finished = true;
         let head = if self.committed {
@@ -217,6 +232,10 @@ impl ResponseDriver {
         };
         if let Some(expected) = self.declared {
             if !self.no_body && self.sent < expected {
+                if head.is_some() {
+                    // The head was never handed out: keep it uncommitted.
+                    self.committed = false;
+                }
                 return Err(Error::ShortBody {
                     expected,
                     sent: self.sent,

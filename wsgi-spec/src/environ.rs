@@ -172,10 +172,12 @@ impl Environ {
     ///
     /// `parts` carries the request line and headers; a [`ConnectionInfo`]
     /// and a [`ScriptName`] in its extensions are used when present (and all
-    /// its extensions are kept). The path is split into `SCRIPT_NAME` and
-    /// `PATH_INFO` and percent-decoded; header fields whose name contains `_`
-    /// are dropped (ENV-10); `SERVER_NAME`/`SERVER_PORT` come from `Host` (or
-    /// the absolute-form target), else the local address.
+    /// its extensions are kept). The path is percent-decoded and split into
+    /// `SCRIPT_NAME` and `PATH_INFO`: the [`ScriptName`] is removed from the
+    /// front of the full path when it matches there at a segment boundary
+    /// (ENV-3); header fields whose name contains `_` are dropped (ENV-10);
+    /// `SERVER_NAME`/`SERVER_PORT` come from the absolute-form target's
+    /// authority, else `Host`, else the local address (ENV-8).
     #[must_use]
     pub fn from_request(parts: http::request::Parts, input: Input, server: &ServerInfo) -> Environ {
         let http::request::Parts {
@@ -204,11 +206,16 @@ impl Environ {
         for name in underscored {
             headers.remove(&name);
         }
-        if !headers.contains_key(HOST) {
-            if let Some(auth) = uri.authority() {
-                if let Ok(v) = HeaderValue::from_str(auth.as_str()) {
-                    headers.insert(HOST, v);
-                }
+        // An absolute-form target (or HTTP/2's `:authority`) names the host;
+        // a `Host` field is then replaced by it (RFC 9112 3.2.2). Userinfo
+        // is never part of the host.
+        if let Some(auth) = uri.authority() {
+            let host = auth
+                .as_str()
+                .rsplit_once('@')
+                .map_or(auth.as_str(), |(_, host)| host);
+            if let Ok(v) = HeaderValue::from_str(host) {
+                headers.insert(HOST, v);
             }
         }
 
@@ -226,7 +233,14 @@ impl Environ {
         };
         let mut path_info = percent_decode(path.as_bytes());
         let script_name = normalize_script_name(script_name);
-        if !script_name.is_empty() && path_info.starts_with(&script_name) {
+        // Strip the mount point only at a segment boundary: `/app` is the
+        // SCRIPT_NAME of `/app` and `/app/x`, never of `/apple` (ENV-3).
+        if !script_name.is_empty()
+            && path_info.starts_with(&script_name)
+            && path_info
+                .get(script_name.len())
+                .is_none_or(|&b| b == b'/')
+        {
             path_info = path_info.slice(script_name.len()..);
         }
         let query_string = Bytes::copy_from_slice(uri.query().unwrap_or("").as_bytes());
@@ -301,7 +315,12 @@ impl Environ {
     #[must_use]
     pub fn get(&self, key: &str) -> Option<Cow<'_, [u8]>> {
         if let Some(name) = key.strip_prefix("HTTP_") {
-            if name == "CONTENT_TYPE" || name == "CONTENT_LENGTH" || name.contains('-') {
+            // Keys are exactly those `cgi_vars` lists: upper case, `_` for `-`.
+            if name == "CONTENT_TYPE"
+                || name == "CONTENT_LENGTH"
+                || name.contains('-')
+                || name.bytes().any(|b| b.is_ascii_lowercase())
+            {
                 return None;
             }
             let header = name.to_ascii_lowercase().replace('_', "-");
@@ -352,7 +371,10 @@ impl Environ {
             Cow::Borrowed(self.url_scheme.as_str().as_bytes()),
         ));
         for (k, v) in &self.vars {
-            if !CORE_KEYS.contains(&k.as_str()) && !k.starts_with("HTTP_") {
+            if !CORE_KEYS.contains(&k.as_str())
+                && !k.starts_with("HTTP_")
+                && k != "wsgi.url_scheme"
+            {
                 out.push((Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_bytes())));
             }
         }
@@ -448,8 +470,9 @@ fn server_name_port(headers: &HeaderMap, scheme: Scheme, conn: &ConnectionInfo) 
         if !host.is_empty() {
             let (name, port) = split_host_port(host);
             let port = match port {
-                Some(p) => p.parse().ok(),
-                None => Some(scheme.default_port()),
+                Some(p) if !p.is_empty() => p.parse().ok(),
+                // `host` and `host:` both mean the scheme's default port.
+                _ => Some(scheme.default_port()),
             };
             if let Some(port) = port {
                 return (name.to_owned(), port);
@@ -457,6 +480,9 @@ fn server_name_port(headers: &HeaderMap, scheme: Scheme, conn: &ConnectionInfo) 
         }
     }
     match conn.local {
+        // An IPv6 address keeps its brackets, as in a Host field, so that
+        // SERVER_NAME + ":" + SERVER_PORT stays a valid authority.
+        Some(std::net::SocketAddr::V6(addr)) => (format!("[{}]", addr.ip()), addr.port()),
         Some(addr) => (addr.ip().to_string(), addr.port()),
         None => ("localhost".to_owned(), scheme.default_port()),
     }

@@ -71,8 +71,14 @@ pub struct ConnectionInfo {
 }
 
 /// The part of the path where the application is mounted: SCRIPT_NAME
-/// (ENV-3). A router that strips a prefix before calling a spec app inserts it
-/// into the request extensions, and [`Environ::from_request`](crate::Environ::from_request)
-/// moves it into `script_name`.
+/// (ENV-3), percent-decoded, without a trailing `/`.
+///
+/// A server or router that mounts a spec app under a prefix inserts it into
+/// the request extensions, and [`Environ::from_request`](crate::Environ::from_request)
+/// moves it into `script_name` and removes it from the front of the path when
+/// it matches there at a segment boundary (`/app` matches `/app` and
+/// `/app/x`, not `/apple`). The request must carry the full path: a router
+/// that strips the prefix from the URI puts the original URI back first, or a
+/// path that repeats the prefix (`/app/app/x`) would lose it twice.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ScriptName(pub Bytes);

@@ -17,6 +17,8 @@ const BUF_SIZE: usize = 16 * 1024;
 /// fill-or-EOF, IN-12), [`read_all`](Input::read_all) (`read()`),
 /// [`readline`](Input::readline) (keeps the newline, honours a size limit,
 /// IN-5, IN-11), [`readlines`](Input::readlines) and iteration by lines.
+/// A source that ends before `Content-Length` (the client went away) makes
+/// every read from then on fail with [`io::ErrorKind::UnexpectedEof`] (IN-13).
 ///
 /// ```
 /// use wsgi_spec::Input;
@@ -25,7 +27,7 @@ const BUF_SIZE: usize = 16 * 1024;
 /// assert_eq!(input.readline(None)?, "a\n");
 /// assert_eq!(input.readline(Some(2))?, "bc");
 /// assert_eq!(input.readline(None)?, "\n");
-/// assert_eq!(input.read_size(100)?, "d");
+/// assert_eq!(input.read_size(100)?, "def");
 /// assert_eq!(input.read_size(100)?, "");
 /// # Ok::<(), std::io::Error>(())
 /// ```
@@ -102,15 +104,17 @@ impl Input {
         };
         self.buf.truncate(n);
         if n == 0 {
-            self.eof = true;
             if let Some(r) = self.remaining {
                 if r > 0 {
+                    // Not marked as EOF: every later read fails the same
+                    // way, so a truncated body never passes for a whole one.
                     return Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         format!("request body ended {r} bytes short of its Content-Length"),
                     ));
                 }
             }
+            self.eof = true;
             return Ok(false);
         }
         if let Some(r) = self.remaining.as_mut() {

@@ -1,0 +1,215 @@
+//! The bridge between hyper's async bodies and the spec's blocking ones.
+//!
+//! - [`BodyReader`]: a blocking [`Read`] over hyper's request body, used as
+//!   the source of `wsgi.input`. It pulls a frame only when the application
+//!   reads, so `Expect: 100-continue` is answered at the first read (HTTP-1)
+//!   and at most one frame is buffered.
+//! - [`ChannelSink`]: the [`ResponseSink`] an application thread writes the
+//!   response into; the async side receives the head through a oneshot and
+//!   the body through a channel of one chunk (backpressure, BODY-1).
+//! - [`ResponseBody`]: the `http_body::Body` hyper writes out.
+
+use std::io::{self, Read};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::runtime::Handle;
+use tokio::sync::{mpsc, oneshot};
+use wsgi_spec::driver::{Framing, ResponseHead};
+use wsgi_spec::run::ResponseSink;
+
+/// The error type of boxed errors crossing the bridge.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A blocking reader over an async request body.
+pub(crate) struct BodyReader<B> {
+    body: Pin<Box<B>>,
+    handle: Handle,
+    chunk: Bytes,
+    done: bool,
+}
+
+impl<B> BodyReader<B>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    pub(crate) fn new(body: B, handle: Handle) -> Self {
+        let done = body.is_end_stream();
+        BodyReader { body: Box::pin(body), handle, chunk: Bytes::new(), done }
+    }
+}
+
+impl<B> Read for BodyReader<B>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.chunk.is_empty() {
+            if self.done || out.is_empty() {
+                return Ok(0);
+            }
+            let body = &mut self.body;
+            // Runs on an application thread, never on a runtime thread.
+            let frame = self.handle.block_on(std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)));
+            match frame {
+                None => self.done = true,
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.chunk = data;
+                    }
+                }
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Err(io::Error::new(io::ErrorKind::ConnectionAborted, e.into()));
+                }
+            }
+        }
+        let n = out.len().min(self.chunk.len());
+        out[..n].copy_from_slice(&self.chunk[..n]);
+        self.chunk.advance(n);
+        Ok(n)
+    }
+}
+
+/// What the application thread hands the async side first.
+pub(crate) enum Start {
+    /// The whole response is known: head and complete body.
+    Complete(ResponseHead, Bytes),
+    /// The head; the body follows through the channel.
+    Streaming(ResponseHead, mpsc::Receiver<Result<Bytes, BoxError>>),
+}
+
+/// The response sink of one request, living on an application thread.
+pub(crate) struct ChannelSink {
+    start: Option<oneshot::Sender<Start>>,
+    /// A head waiting for its first chunk, to send both at once.
+    held: Option<ResponseHead>,
+    tx: Option<mpsc::Sender<Result<Bytes, BoxError>>>,
+}
+
+impl ChannelSink {
+    pub(crate) fn new(start: oneshot::Sender<Start>) -> Self {
+        ChannelSink { start: Some(start), held: None, tx: None }
+    }
+
+    fn gone() -> io::Error {
+        io::Error::new(io::ErrorKind::BrokenPipe, "client disconnected")
+    }
+
+    fn send_start(&mut self, start: Start) -> io::Result<()> {
+        let tx = self.start.take().ok_or_else(Self::gone)?;
+        tx.send(start).map_err(|_| Self::gone())
+    }
+
+    fn open_stream(&mut self, head: ResponseHead) -> io::Result<()> {
+        let (tx, rx) = mpsc::channel(1);
+        self.tx = Some(tx);
+        self.send_start(Start::Streaming(head, rx))
+    }
+}
+
+impl ResponseSink for ChannelSink {
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        // Hold it: the driver sends the first chunk right after, and a
+        // response whose only chunk completes it goes out in one piece.
+        self.held = Some(head);
+        Ok(())
+    }
+
+    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        if let Some(head) = self.held.take() {
+            if head.framing == Framing::Length(data.len() as u64) {
+                return self.send_start(Start::Complete(head, data));
+            }
+            self.open_stream(head)?;
+        }
+        match &self.tx {
+            Some(tx) => tx.blocking_send(Ok(data)).map_err(|_| Self::gone()),
+            // Complete response already sent: the driver never sends more.
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some(head) = self.held.take() {
+            return self.send_start(Start::Complete(head, Bytes::new()));
+        }
+        // Dropping the sender ends the body.
+        self.tx = None;
+        Ok(())
+    }
+
+    fn abort(&mut self, error: &wsgi_spec::Error) {
+        if let Some(head) = self.held.take() {
+            // Head never left: open the stream only to break it.
+            if self.open_stream(head).is_err() {
+                return;
+            }
+        }
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.blocking_send(Err(error.to_string().into()));
+        }
+    }
+}
+
+/// The body of a response from a spec application, as an `http_body::Body`.
+#[derive(Debug)]
+pub struct ResponseBody(BodyKind);
+
+#[derive(Debug)]
+enum BodyKind {
+    // Bytes known up front (`None` once taken).
+    Full(Option<Bytes>),
+    // Chunks from the application thread; the length when declared.
+    Stream { rx: mpsc::Receiver<Result<Bytes, BoxError>>, remaining: Option<u64> },
+}
+
+impl ResponseBody {
+    pub(crate) fn full(b: Bytes) -> Self {
+        ResponseBody(BodyKind::Full(Some(b)))
+    }
+    pub(crate) fn stream(rx: mpsc::Receiver<Result<Bytes, BoxError>>, len: Option<u64>) -> Self {
+        ResponseBody(BodyKind::Stream { rx, remaining: len })
+    }
+}
+
+impl HttpBody for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().0 {
+            BodyKind::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            BodyKind::Stream { rx, remaining } => match rx.poll_recv(cx) {
+                Poll::Ready(Some(Ok(data))) => {
+                    if let Some(r) = remaining.as_mut() {
+                        *r = r.saturating_sub(data.len() as u64);
+                    }
+                    Poll::Ready(Some(Ok(Frame::data(data))))
+                }
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            BodyKind::Full(b) => b.as_ref().is_none_or(Bytes::is_empty),
+            BodyKind::Stream { .. } => false,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            BodyKind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            BodyKind::Stream { remaining: Some(r), .. } => SizeHint::with_exact(*r),
+            BodyKind::Stream { .. } => SizeHint::default(),
+        }
+    }
+}

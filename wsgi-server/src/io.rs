@@ -1,0 +1,208 @@
+//! [`GuardedIo`]: the connection as hyper sees it, with every incoming byte
+//! checked by the strict request [`Guard`](crate::guard::Guard) first.
+//!
+//! Bytes reach hyper only once validated. When a request is refused, hyper
+//! sees the end of the input (it finishes any response in progress and
+//! closes), and the refusal is written when it shuts the connection down:
+//! the app is never called and earlier pipelined responses are not lost.
+//! An HTTP/2 connection preface switches the guard off (h2 frames are
+//! checked by hyper's h2 codec).
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::guard::{Guard, Limits, Reject};
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A stream whose reads pass through the request guard.
+pub(crate) struct GuardedIo<T: AsyncRead + AsyncWrite + Unpin> {
+    inner: T,
+    guard: Option<Guard>,
+    buf: BytesMut,
+    /// Validated bytes at the front of `buf`, not yet handed to hyper.
+    ready: usize,
+    reject: Option<Reject>,
+    /// The refusal response still to write.
+    refusal: Bytes,
+    eof: bool,
+    /// Still looking at the first bytes for an HTTP/2 preface.
+    sniffing: bool,
+    /// Called once with a refusal, for the error log.
+    on_reject: Option<Box<dyn FnOnce(Reject) + Send>>,
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
+    pub(crate) fn new(inner: T, limits: Limits, allow_h2: bool) -> Self {
+        GuardedIo {
+            inner,
+            guard: Some(Guard::new(limits)),
+            buf: BytesMut::with_capacity(8 * 1024),
+            ready: 0,
+            reject: None,
+            refusal: Bytes::new(),
+            eof: false,
+            sniffing: allow_h2,
+            on_reject: None,
+        }
+    }
+
+    pub(crate) fn on_reject(mut self, f: impl FnOnce(Reject) + Send + 'static) -> Self {
+        self.on_reject = Some(Box::new(f));
+        self
+    }
+
+    fn refuse(&mut self, reject: Reject) {
+        let reason = reject.reason;
+        let status = reject.status;
+        let phrase = http::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Bad Request");
+        let body = format!("{phrase}: {reason}\n");
+        let head = format!(
+            "HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        // A refusal in the body cannot be answered (a response may be under
+        // way): the connection is just closed.
+        if !reject.in_body {
+            self.refusal = Bytes::from(head + &body);
+        }
+        self.reject = Some(reject);
+        if let Some(f) = self.on_reject.take() {
+            f(reject);
+        }
+    }
+
+    /// Run the guard over the unvalidated bytes.
+    fn check(&mut self) {
+        if self.sniffing {
+            let n = self.buf.len().min(H2_PREFACE.len());
+            if self.buf[..n] != H2_PREFACE[..n] {
+                self.sniffing = false;
+            } else if n == H2_PREFACE.len() {
+                // HTTP/2 prior knowledge: pass everything through.
+                self.sniffing = false;
+                self.guard = None;
+                self.ready = self.buf.len();
+                return;
+            } else {
+                return; // need more bytes to tell
+            }
+        }
+        match &mut self.guard {
+            None => self.ready = self.buf.len(),
+            Some(guard) => match guard.advance(&self.buf[self.ready..]) {
+                Ok(n) => self.ready += n,
+                Err(r) => self.refuse(r),
+            },
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if this.ready > 0 {
+                let n = this.ready.min(out.remaining());
+                out.put_slice(&this.buf[..n]);
+                this.buf.advance(n);
+                this.ready -= n;
+                return Poll::Ready(Ok(()));
+            }
+            if let Some(r) = &this.reject {
+                if r.in_body {
+                    return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, r.reason)));
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.eof {
+                if this.sniffing && !this.buf.is_empty() {
+                    // A short prefix of the preface, then EOF: let the guard judge it.
+                    this.sniffing = false;
+                    this.check();
+                    continue;
+                }
+                return Poll::Ready(Ok(()));
+            }
+            if this.buf.capacity() - this.buf.len() < 4096 {
+                this.buf.reserve(8 * 1024);
+            }
+            let n = {
+                let spare = this.buf.spare_capacity_mut();
+                let mut rb = ReadBuf::uninit(spare);
+                std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+                rb.filled().len()
+            };
+            if n == 0 {
+                this.eof = true;
+                continue;
+            }
+            // SAFETY: `poll_read` initialised the first `n` bytes of the spare capacity.
+            unsafe { this.buf.set_len(this.buf.len() + n) };
+            this.check();
+        }
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
+    // (write side)
+    fn poll_write_refusal(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.refusal.is_empty() {
+            let n = std::task::ready!(Pin::new(&mut self.inner).poll_write(cx, &self.refusal))?;
+            if n == 0 {
+                self.refusal = Bytes::new();
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.refusal.advance(n);
+        }
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Err(e) = std::task::ready!(this.poll_write_refusal(cx)) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Drop for GuardedIo<T> {
+    fn drop(&mut self) {
+        // Best effort when hyper ended without shutting down: one
+        // non-blocking write attempt of a pending refusal.
+        if !self.refusal.is_empty() {
+            let mut cx = Context::from_waker(Waker::noop());
+            let _ = self.poll_write_refusal(&mut cx);
+        }
+    }
+}

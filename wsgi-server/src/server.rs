@@ -1,0 +1,443 @@
+//! The [`Server`] builder: bind, configure, serve until shut down.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{watch, Notify, Semaphore};
+use wsgi_spec::ext::ConnectionInfo;
+use wsgi_spec::{ServerInfo, SharedApp};
+
+use crate::bind::{listen, Bind, Listener};
+use crate::guard::Limits;
+use crate::io::GuardedIo;
+use crate::pool::AppPool;
+use crate::service::SpecService;
+use crate::Error;
+
+/// How the server should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Shutdown {
+    /// Keep serving.
+    Running,
+    /// Stop accepting, finish in-flight requests (up to the graceful
+    /// timeout), close idle keep-alive connections.
+    Graceful,
+    /// Stop now.
+    Immediate,
+}
+
+/// A handle to ask a running server to stop.
+#[derive(Debug, Clone)]
+pub struct ShutdownHandle(watch::Sender<Shutdown>);
+
+impl ShutdownHandle {
+    /// Ask for a graceful stop.
+    pub fn graceful(&self) {
+        self.0.send_if_modified(|s| {
+            let change = *s == Shutdown::Running;
+            if change {
+                *s = Shutdown::Graceful;
+            }
+            change
+        });
+    }
+    /// Ask for an immediate stop.
+    pub fn immediate(&self) {
+        let _ = self.0.send_replace(Shutdown::Immediate);
+    }
+}
+
+/// The server's settings; build with [`Server::new`] and the setters.
+#[derive(Debug)]
+pub struct Server {
+    binds: Vec<Bind>,
+    listeners: Vec<Listener>,
+    threads: usize,
+    backlog: usize,
+    listen_backlog: i32,
+    limits: Limits,
+    keep_alive: Duration,
+    graceful_timeout: Duration,
+    max_connections: usize,
+    http2: bool,
+    info: ServerInfo,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Server::new()
+    }
+}
+
+impl Server {
+    /// A server with Gunicorn's defaults: 1 app thread, keep-alive 2 s,
+    /// graceful timeout 30 s, listen backlog 2048, request limits 4094 /
+    /// 100 / 8190.
+    #[must_use]
+    pub fn new() -> Server {
+        Server {
+            binds: Vec::new(),
+            listeners: Vec::new(),
+            threads: 1,
+            backlog: 64,
+            listen_backlog: 2048,
+            limits: Limits::default(),
+            keep_alive: Duration::from_secs(2),
+            graceful_timeout: Duration::from_secs(30),
+            max_connections: 10_000,
+            http2: true,
+            info: ServerInfo {
+                software: concat!("wsgi-server/", env!("CARGO_PKG_VERSION")).into(),
+                ..ServerInfo::default()
+            },
+        }
+    }
+
+    /// Listen on `bind` (repeatable).
+    #[must_use]
+    pub fn bind(mut self, bind: Bind) -> Server {
+        self.binds.push(bind);
+        self
+    }
+
+    /// Serve on an already-bound TCP listener (e.g. `127.0.0.1:0` in tests).
+    #[must_use]
+    pub fn listener(mut self, l: std::net::TcpListener) -> Server {
+        self.listeners.push(Listener::Tcp(l));
+        self
+    }
+
+    /// Serve on an already-bound Unix listener.
+    #[must_use]
+    pub fn unix_listener(mut self, l: std::os::unix::net::UnixListener) -> Server {
+        self.listeners.push(Listener::Unix(l, None));
+        self
+    }
+
+    /// Application threads (Gunicorn's `--threads`); `wsgi.multithread` is
+    /// true when more than one.
+    #[must_use]
+    pub fn threads(mut self, n: usize) -> Server {
+        self.threads = n.max(1);
+        self
+    }
+
+    /// Requests that may wait for a free app thread before the server
+    /// answers 503.
+    #[must_use]
+    pub fn queue(mut self, n: usize) -> Server {
+        self.backlog = n;
+        self
+    }
+
+    /// The listen queue length of new sockets (Gunicorn's `--backlog`).
+    #[must_use]
+    pub fn listen_backlog(mut self, n: i32) -> Server {
+        self.listen_backlog = n;
+        self
+    }
+
+    /// Longest request line (414 over it).
+    #[must_use]
+    pub fn limit_request_line(mut self, n: usize) -> Server {
+        self.limits.request_line = n;
+        self
+    }
+
+    /// Most header fields (431 over it).
+    #[must_use]
+    pub fn limit_request_fields(mut self, n: usize) -> Server {
+        self.limits.fields = n;
+        self
+    }
+
+    /// Longest header field line (431 over it).
+    #[must_use]
+    pub fn limit_request_field_size(mut self, n: usize) -> Server {
+        self.limits.field_size = n;
+        self
+    }
+
+    /// Largest request body accepted (413 over it); `None` for no limit.
+    #[must_use]
+    pub fn limit_request_body(mut self, n: Option<u64>) -> Server {
+        self.limits.max_body = n;
+        self
+    }
+
+    /// How long an idle keep-alive connection, or a client sending its
+    /// request head, may take before the connection is closed.
+    #[must_use]
+    pub fn keep_alive(mut self, d: Duration) -> Server {
+        self.keep_alive = d.max(Duration::from_millis(1));
+        self
+    }
+
+    /// How long in-flight requests may take to finish after a graceful
+    /// shutdown was asked for.
+    #[must_use]
+    pub fn graceful_timeout(mut self, d: Duration) -> Server {
+        self.graceful_timeout = d;
+        self
+    }
+
+    /// Most connections open at once; more wait in the listen queue.
+    #[must_use]
+    pub fn max_connections(mut self, n: usize) -> Server {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Accept HTTP/2 with prior knowledge (h2c) besides HTTP/1.x.
+    #[must_use]
+    pub fn http2(mut self, on: bool) -> Server {
+        self.http2 = on;
+        self
+    }
+
+    /// What the server says about itself in each environ.
+    #[must_use]
+    pub fn server_info(mut self, info: ServerInfo) -> Server {
+        self.info = info;
+        self
+    }
+
+    /// Bind every address now (so errors surface before serving, and so a
+    /// caller can read the addresses).
+    ///
+    /// # Errors
+    /// The first address that cannot be bound.
+    pub fn bind_all(mut self) -> Result<Bound, Error> {
+        for b in std::mem::take(&mut self.binds) {
+            let l = listen(&b, self.listen_backlog)?;
+            self.listeners.push(l);
+        }
+        if self.listeners.is_empty() {
+            let l = listen(&Bind::Tcp(([127, 0, 0, 1], 8000).into()), self.listen_backlog)?;
+            self.listeners.push(l);
+        }
+        let (tx, _) = watch::channel(Shutdown::Running);
+        Ok(Bound { server: self, shutdown: tx })
+    }
+}
+
+/// A server whose sockets are bound, ready to serve.
+#[derive(Debug)]
+pub struct Bound {
+    server: Server,
+    shutdown: watch::Sender<Shutdown>,
+}
+
+impl Bound {
+    /// The listeners, for their addresses.
+    #[must_use]
+    pub fn listeners(&self) -> &[Listener] {
+        &self.server.listeners
+    }
+
+    /// The first TCP address listened on.
+    #[must_use]
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.server.listeners.iter().find_map(Listener::local_addr)
+    }
+
+    /// A handle that stops [`serve`](Bound::serve).
+    #[must_use]
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle(self.shutdown.clone())
+    }
+
+    /// Serve `app` until a shutdown is asked for through a
+    /// [`ShutdownHandle`], then drain.
+    ///
+    /// # Errors
+    /// When the app pool cannot start or a listener cannot be registered.
+    pub async fn serve(self, app: SharedApp) -> Result<(), Error> {
+        let Bound { server, shutdown } = self;
+        let pool = AppPool::new(server.threads, server.backlog).map_err(Error::Io)?;
+        let service = SpecService::new(app, pool, server.info.clone());
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(server.keep_alive)
+            .keep_alive(true)
+            .half_close(true)
+            .max_buf_size((server.limits.request_line + server.limits.field_size * 4).max(64 * 1024) + 8192)
+            .pipeline_flush(true);
+        builder.http2().timer(TokioTimer::new()).keep_alive_interval(None);
+        let builder = Arc::new(builder);
+        let state = Arc::new(ConnState {
+            active: AtomicUsize::new(0),
+            drained: Notify::new(),
+            permits: Arc::new(Semaphore::new(server.max_connections)),
+        });
+        let mut accept_tasks = Vec::new();
+        for l in server.listeners {
+            let ctx = AcceptCtx {
+                service: service.clone(),
+                builder: Arc::clone(&builder),
+                state: Arc::clone(&state),
+                shutdown: shutdown.subscribe(),
+                limits: server.limits,
+                http2: server.http2,
+            };
+            match l {
+                Listener::Tcp(l) => {
+                    l.set_nonblocking(true).map_err(Error::Io)?;
+                    let l = tokio::net::TcpListener::from_std(l).map_err(Error::Io)?;
+                    accept_tasks.push(tokio::spawn(accept_tcp(l, ctx)));
+                }
+                Listener::Unix(l, path) => {
+                    l.set_nonblocking(true).map_err(Error::Io)?;
+                    let l = tokio::net::UnixListener::from_std(l).map_err(Error::Io)?;
+                    accept_tasks.push(tokio::spawn(accept_unix(l, path, ctx)));
+                }
+            }
+        }
+        let mut rx = shutdown.subscribe();
+        wait_until(&mut rx, |s| s != Shutdown::Running).await;
+        for t in &accept_tasks {
+            t.abort();
+        }
+        let state_now = *rx.borrow();
+        if state_now == Shutdown::Graceful {
+            let drain = async {
+                while state.active.load(Ordering::Acquire) > 0 {
+                    let notified = state.drained.notified();
+                    if state.active.load(Ordering::Acquire) == 0 {
+                        break;
+                    }
+                    notified.await;
+                }
+            };
+            let immediate = wait_until(&mut rx, |s| s == Shutdown::Immediate);
+            tokio::select! {
+                () = drain => {}
+                () = immediate => {}
+                () = tokio::time::sleep(server.graceful_timeout) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Serve on a new runtime until `stop` resolves, then shut down
+    /// gracefully (a convenience for programs without a runtime).
+    ///
+    /// # Errors
+    /// As [`serve`](Bound::serve), or when the runtime cannot start.
+    pub fn run_until(self, app: SharedApp, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Io)?;
+        let handle = self.shutdown_handle();
+        rt.block_on(async move {
+            tokio::spawn(async move {
+                stop.await;
+                handle.graceful();
+            });
+            self.serve(app).await
+        })
+    }
+}
+
+struct ConnState {
+    active: AtomicUsize,
+    drained: Notify,
+    permits: Arc<Semaphore>,
+}
+
+struct AcceptCtx {
+    service: SpecService,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    state: Arc<ConnState>,
+    shutdown: watch::Receiver<Shutdown>,
+    limits: Limits,
+    http2: bool,
+}
+
+async fn accept_tcp(l: tokio::net::TcpListener, ctx: AcceptCtx) {
+    let local = l.local_addr().ok();
+    loop {
+        let Ok(permit) = Arc::clone(&ctx.state.permits).acquire_owned().await else { return };
+        let (stream, peer) = match l.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                accept_error(&e).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let info = ConnectionInfo { peer: Some(peer), local, secure: false };
+        spawn_conn(stream, info, &ctx, permit);
+    }
+}
+
+async fn accept_unix(l: tokio::net::UnixListener, path: Option<std::path::PathBuf>, ctx: AcceptCtx) {
+    let _cleanup = path.map(RemoveOnDrop);
+    loop {
+        let Ok(permit) = Arc::clone(&ctx.state.permits).acquire_owned().await else { return };
+        let stream = match l.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                accept_error(&e).await;
+                continue;
+            }
+        };
+        spawn_conn(stream, ConnectionInfo::default(), &ctx, permit);
+    }
+}
+
+/// Removes a Unix socket file when the accept loop ends.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn accept_error(e: &std::io::Error) {
+    // Out of file descriptors and the like: back off instead of spinning.
+    eprintln!("[wsgi-server] accept failed: {e}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+fn spawn_conn<S>(stream: S, info: ConnectionInfo, ctx: &AcceptCtx, permit: tokio::sync::OwnedSemaphorePermit)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = ctx.service.for_connection(info);
+    let builder = Arc::clone(&ctx.builder);
+    let state = Arc::clone(&ctx.state);
+    let mut shutdown = ctx.shutdown.clone();
+    let io = TokioIo::new(GuardedIo::new(stream, ctx.limits, ctx.http2));
+    state.active.fetch_add(1, Ordering::AcqRel);
+    tokio::spawn(async move {
+        let _permit = permit;
+        let conn = builder.serve_connection(io, service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            () = wait_until(&mut shutdown, |s| s != Shutdown::Running) => {
+                conn.as_mut().graceful_shutdown();
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    () = wait_until(&mut shutdown, |s| s == Shutdown::Immediate) => {}
+                }
+            }
+        }
+        if state.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            state.drained.notify_waiters();
+        }
+    });
+}
+
+/// Wait until the shutdown state satisfies `f` (or the sender is gone).
+async fn wait_until(rx: &mut watch::Receiver<Shutdown>, f: impl Fn(Shutdown) -> bool) {
+    let _ = rx.wait_for(|s| f(*s)).await.map(|r| *r);
+}

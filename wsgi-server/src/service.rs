@@ -1,0 +1,178 @@
+//! [`SpecService`]: a spec application as a `tower::Service` and a hyper
+//! `Service`. The server itself uses it, so an app mounted in someone's
+//! hyper or axum server and an app run by `wsgi-server` take one code path.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, SERVER, TRANSFER_ENCODING};
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body::Body as HttpBody;
+use tokio::sync::oneshot;
+use wsgi_spec::driver::{Framing, ResponseHead};
+use wsgi_spec::ext::ConnectionInfo;
+use wsgi_spec::{Environ, Input, ServerInfo, SharedApp};
+
+use crate::bridge::{BodyReader, BoxError, ChannelSink, ResponseBody, Start};
+use crate::pool::AppPool;
+
+/// A spec application served over HTTP: turns an `http::Request` into an
+/// `http::Response`, running the app on an [`AppPool`] thread.
+///
+/// `poll_ready` is always ready; admission happens in `call`: when every app
+/// thread is busy and the queue is full, the response is a quick 503 and the
+/// app is not called.
+#[derive(Clone)]
+pub struct SpecService {
+    shared: Arc<Shared>,
+    conn: Option<ConnectionInfo>,
+}
+
+struct Shared {
+    app: SharedApp,
+    pool: AppPool,
+    info: ServerInfo,
+    server_header: HeaderValue,
+}
+
+impl SpecService {
+    /// Serve `app` on `pool`, describing the server with `info`.
+    #[must_use]
+    pub fn new(app: SharedApp, pool: AppPool, mut info: ServerInfo) -> SpecService {
+        info.multithread = pool.threads() > 1;
+        let server_header = HeaderValue::from_str(info.software.split('/').next().unwrap_or("wsgi-server"))
+            .unwrap_or(HeaderValue::from_static("wsgi-server"));
+        SpecService { shared: Arc::new(Shared { app, pool, info, server_header }), conn: None }
+    }
+
+    /// The same service for requests arriving on a connection: the
+    /// connection's addresses and scheme go into each environ.
+    #[must_use]
+    pub fn for_connection(&self, conn: ConnectionInfo) -> SpecService {
+        SpecService { shared: Arc::clone(&self.shared), conn: Some(conn) }
+    }
+
+    /// The pool the application runs on.
+    #[must_use]
+    pub fn pool(&self) -> &AppPool {
+        &self.shared.pool
+    }
+
+    /// Handle one request.
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (mut parts, body) = req.into_parts();
+        if let Some(conn) = self.conn {
+            parts.extensions.insert(conn);
+        }
+        let chunked = parts.headers.contains_key(TRANSFER_ENCODING);
+        let length = if chunked {
+            None
+        } else {
+            parts
+                .headers
+                .get(CONTENT_LENGTH)
+                .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .or_else(|| body.size_hint().exact().filter(|_| parts.version < http::Version::HTTP_2))
+        };
+        let length = match length {
+            Some(n) => Some(n),
+            // HTTP/1 without length or chunking: no body (RFC 9112 6.3).
+            None if !chunked && parts.version < http::Version::HTTP_2 => Some(0),
+            None => None,
+        };
+        let input = Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length);
+        let environ = Environ::from_request(parts, input, &self.shared.info);
+
+        let (tx, rx) = oneshot::channel();
+        let shared = Arc::clone(&self.shared);
+        let job = move || {
+            let _outcome = wsgi_spec::run::run(&*shared.app, environ, ChannelSink::new(tx));
+        };
+        if self.shared.pool.try_submit(job).is_err() {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is at capacity\n");
+        }
+        match rx.await {
+            Ok(Start::Complete(head, body)) => self.response(head, ResponseBody::full(body)),
+            Ok(Start::Streaming(head, rx)) => {
+                let len = match head.framing {
+                    Framing::Length(n) => Some(n),
+                    _ => None,
+                };
+                self.response(head, ResponseBody::stream(rx, len))
+            }
+            // The job ended without a head: only when the client is gone.
+            Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
+        }
+    }
+
+    fn response(&self, head: ResponseHead, body: ResponseBody) -> Response<ResponseBody> {
+        let mut resp = Response::new(body);
+        *resp.status_mut() = head.status.code();
+        if let Some(reason) = head.status.custom_reason() {
+            resp.extensions_mut().insert(hyper::ext::ReasonPhrase::try_from(reason.clone()).unwrap_or_else(
+                |_| hyper::ext::ReasonPhrase::from_static(b"Unknown"),
+            ));
+        }
+        *resp.headers_mut() = head.headers;
+        if !resp.headers().contains_key(SERVER) {
+            resp.headers_mut().insert(SERVER, self.shared.server_header.clone());
+        }
+        resp
+    }
+}
+
+/// A small plain-text response made by the server itself.
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
+    let mut resp = Response::new(ResponseBody::full(Bytes::from_static(text.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+    resp
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
+
+impl<B> tower_service::Service<Request<B>> for SpecService
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> BoxFuture {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}
+
+impl hyper::service::Service<Request<hyper::body::Incoming>> for SpecService {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn call(&self, req: Request<hyper::body::Incoming>) -> BoxFuture {
+        let this = self.clone();
+        Box::pin(async move { Ok(this.handle(req).await) })
+    }
+}
+
+impl std::fmt::Debug for SpecService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpecService").field("conn", &self.conn).finish_non_exhaustive()
+    }
+}
