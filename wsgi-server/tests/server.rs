@@ -1,0 +1,219 @@
+//! Wire-level tests of the reference server over real sockets.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod support;
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use support::{connect, get, read_response, start};
+use wsgi_spec::{AppError, Body, Environ, StartResponse};
+
+fn echo_path(env: Environ, sr: StartResponse) -> Result<Body, AppError> {
+    sr.start(StatusCode::OK, HeaderMap::new())?;
+    Ok(Body::full(env.path_info))
+}
+
+#[test]
+fn pipelined_requests_are_answered_in_order() {
+    let srv = start(echo_path, |s| s.threads(4));
+    let mut s = connect(srv.addr);
+    let mut raw = Vec::new();
+    for p in ["/one", "/two", "/three", "/four"] {
+        raw.extend_from_slice(format!("GET {p} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes());
+    }
+    s.write_all(&raw).unwrap();
+    for p in ["/one", "/two", "/three", "/four"] {
+        let r = read_response(&mut s, false).unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body, p.as_bytes());
+    }
+}
+
+#[test]
+fn a_client_leaving_a_slow_stream_gets_the_body_closed() {
+    let (closed_tx, closed_rx) = mpsc::channel::<usize>();
+    let closed_tx = Mutex::new(closed_tx);
+    let app = move |_env: Environ, sr: StartResponse| -> Result<Body, AppError> {
+        sr.start(StatusCode::OK, HeaderMap::new())?;
+        let produced = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let p2 = Arc::clone(&produced);
+        let tx = closed_tx.lock().unwrap().clone();
+        Ok(Body::from_iter((0..2000).map(move |i| {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            p2.fetch_add(1, Ordering::SeqCst);
+            Ok::<_, AppError>(Bytes::from(vec![b'.'; 1024]))
+        }))
+        .on_close(move || {
+            let _ = tx.send(produced.load(Ordering::SeqCst));
+        }))
+    };
+    let srv = start(app, |s| s);
+    let mut s = connect(srv.addr);
+    s.write_all(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut buf = [0u8; 4096];
+    let n = s.read(&mut buf).unwrap();
+    assert!(n > 0);
+    drop(s);
+    let produced = closed_rx.recv_timeout(Duration::from_secs(10)).expect("body closed after disconnect");
+    assert!(produced < 2000, "iteration stopped early, produced {produced}");
+}
+
+#[test]
+fn a_full_pool_and_queue_answer_503_quickly() {
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let entered_tx = Mutex::new(entered_tx);
+    let app = move |_env: Environ, sr: StartResponse| -> Result<Body, AppError> {
+        entered_tx.lock().unwrap().send(()).unwrap();
+        release_rx.lock().unwrap().recv_timeout(Duration::from_secs(10)).ok();
+        sr.start(StatusCode::OK, HeaderMap::new())?;
+        Ok(Body::full("slow"))
+    };
+    let srv = start(app, |s| s.threads(1).queue(0));
+    let addr = srv.addr;
+    let first = std::thread::spawn(move || get(addr, "/first"));
+    entered_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let t = Instant::now();
+    let busy = get(srv.addr, "/second");
+    assert_eq!(busy.status, 503);
+    assert!(t.elapsed() < Duration::from_secs(2));
+    release_tx.send(()).unwrap();
+    assert_eq!(first.join().unwrap().status, 200);
+    // The app was entered once only: the refused request never reached it.
+    assert!(entered_rx.try_recv().is_err());
+}
+
+#[test]
+fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
+    let (entered_tx, entered_rx) = mpsc::channel::<()>();
+    let entered_tx = Mutex::new(entered_tx);
+    let app = move |_env: Environ, sr: StartResponse| -> Result<Body, AppError> {
+        entered_tx.lock().unwrap().send(()).unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        sr.start(StatusCode::OK, HeaderMap::new())?;
+        Ok(Body::full("finished"))
+    };
+    let mut srv = start(app, |s| s.graceful_timeout(Duration::from_secs(10)));
+    let addr = srv.addr;
+    let inflight = std::thread::spawn(move || get(addr, "/slow"));
+    entered_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    srv.shutdown.graceful();
+    let r = inflight.join().unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, b"finished");
+    srv.thread.take().unwrap().join().unwrap();
+    assert!(std::net::TcpStream::connect(addr).is_err(), "listener closed after shutdown");
+}
+
+#[test]
+fn a_panicking_app_gets_a_500_and_the_server_keeps_serving() {
+    let app = |env: Environ, sr: StartResponse| -> Result<Body, AppError> {
+        if &env.path_info[..] == b"/panic" {
+            panic!("boom");
+        }
+        sr.start(StatusCode::OK, HeaderMap::new())?;
+        Ok(Body::full("fine"))
+    };
+    let srv = start(app, |s| s);
+    assert_eq!(get(srv.addr, "/panic").status, 500);
+    assert_eq!(get(srv.addr, "/ok").body, b"fine");
+}
+
+#[test]
+fn an_error_after_the_head_aborts_the_connection() {
+    let app = |_env: Environ, sr: StartResponse| -> Result<Body, AppError> {
+        sr.start(StatusCode::OK, HeaderMap::new())?;
+        let mut i = 0;
+        Ok(Body::from_iter(std::iter::from_fn(move || {
+            i += 1;
+            match i {
+                1 => Some(Ok(Bytes::from_static(b"partial"))),
+                2 => Some(Err::<Bytes, AppError>("mid-body failure".into())),
+                _ => None,
+            }
+        })))
+    };
+    let srv = start(app, |s| s);
+    let mut s = connect(srv.addr);
+    s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 200"));
+    // A chunked response that never got its last chunk: visibly incomplete.
+    assert!(!text.ends_with("0\r\n\r\n"), "response must not look complete: {text:?}");
+}
+
+#[test]
+fn unix_socket_binds_are_served() {
+    let dir = std::env::temp_dir().join(format!("wsgi-unix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let bound = wsgi_server::Server::new()
+        .bind(wsgi_server::Bind::Unix { path: path.clone(), mode: Some(0o600) })
+        .bind_all()
+        .unwrap();
+    let handle = bound.shutdown_handle();
+    let t = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(bound.serve(Arc::new(echo_path))).unwrap();
+    });
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.write_all(b"GET /over-unix HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!(r.body, b"/over-unix");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    handle.immediate();
+    t.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn inherited_fd_binds_are_served() {
+    use std::os::fd::IntoRawFd;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let fd = l.into_raw_fd();
+    let bound = wsgi_server::Server::new().bind(format!("fd://{fd}").parse().unwrap()).bind_all().unwrap();
+    let handle = bound.shutdown_handle();
+    let t = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(bound.serve(Arc::new(echo_path))).unwrap();
+    });
+    assert_eq!(get(addr, "/via-fd").body, b"/via-fd");
+    handle.immediate();
+    t.join().unwrap();
+}
+
+#[test]
+fn a_client_leaving_mid_body_gets_an_input_error_and_the_body_closed() {
+    let (tx, rx) = mpsc::channel::<String>();
+    let tx = Mutex::new(tx);
+    let closed = Arc::new(AtomicBool::new(false));
+    let closed2 = Arc::clone(&closed);
+    let app = move |mut env: Environ, sr: StartResponse| -> Result<Body, AppError> {
+        let res = env.input.read_all();
+        tx.lock().unwrap().send(format!("{:?}", res.as_ref().map(Bytes::len).map_err(|e| e.kind()))).unwrap();
+        res?;
+        sr.start(StatusCode::OK, HeaderMap::new())?;
+        let closed = Arc::clone(&closed2);
+        Ok(Body::empty().on_close(move || closed.store(true, Ordering::SeqCst)))
+    };
+    let srv = start(app, |s| s);
+    let mut s = connect(srv.addr);
+    s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\nonly a few bytes").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    drop(s);
+    let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    assert!(seen.starts_with("Err"), "the app saw {seen}");
+    assert_eq!(get(srv.addr, "/after").status, 200, "server still serves");
+}
