@@ -38,7 +38,12 @@ where
 {
     pub(crate) fn new(body: B, handle: Handle) -> Self {
         let done = body.is_end_stream();
-        BodyReader { body: Box::pin(body), handle, chunk: Bytes::new(), done }
+        BodyReader {
+            body: Box::pin(body),
+            handle,
+            chunk: Bytes::new(),
+            done,
+        }
     }
 }
 
@@ -54,7 +59,9 @@ where
             }
             let body = &mut self.body;
             // Runs on an application thread, never on a runtime thread.
-            let frame = self.handle.block_on(std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)));
+            let frame = self
+                .handle
+                .block_on(std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)));
             match frame {
                 None => self.done = true,
                 Some(Ok(frame)) => {
@@ -93,7 +100,11 @@ pub(crate) struct ChannelSink {
 
 impl ChannelSink {
     pub(crate) fn new(start: oneshot::Sender<Start>) -> Self {
-        ChannelSink { start: Some(start), held: None, tx: None }
+        ChannelSink {
+            start: Some(start),
+            held: None,
+            tx: None,
+        }
     }
 
     fn gone() -> io::Error {
@@ -165,7 +176,10 @@ enum BodyKind {
     // Bytes known up front (`None` once taken).
     Full(Option<Bytes>),
     // Chunks from the application thread; the length when declared.
-    Stream { rx: mpsc::Receiver<Result<Bytes, BoxError>>, remaining: Option<u64> },
+    Stream {
+        rx: mpsc::Receiver<Result<Bytes, BoxError>>,
+        remaining: Option<u64>,
+    },
 }
 
 impl ResponseBody {
@@ -181,9 +195,16 @@ impl HttpBody for ResponseBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().0 {
-            BodyKind::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+            BodyKind::Full(b) => Poll::Ready(
+                b.take()
+                    .filter(|b| !b.is_empty())
+                    .map(|b| Ok(Frame::data(b))),
+            ),
             BodyKind::Stream { rx, remaining } => match rx.poll_recv(cx) {
                 Poll::Ready(Some(Ok(data))) => {
                     if let Some(r) = remaining.as_mut() {
@@ -208,7 +229,9 @@ impl HttpBody for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             BodyKind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            BodyKind::Stream { remaining: Some(r), .. } => SizeHint::with_exact(*r),
+            BodyKind::Stream {
+                remaining: Some(r), ..
+            } => SizeHint::with_exact(*r),
             BodyKind::Stream { .. } => SizeHint::default(),
         }
     }

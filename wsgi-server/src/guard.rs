@@ -118,7 +118,7 @@ impl Default for Limits {
 
 impl Limits {
     /// Number of header fields allowed, with Gunicorn's meaning of 0.
-    fn max_fields(&self) -> usize {
+    pub(crate) fn max_fields(&self) -> usize {
         if self.fields == 0 {
             FIELDS_CAP
         } else {

@@ -95,18 +95,31 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
                 return; // need more bytes to tell
             }
         }
-        match &mut self.guard {
-            None => self.ready = self.buf.len(),
-            Some(guard) => match guard.advance(&self.buf[self.ready..]) {
+        let Some(guard) = &mut self.guard else {
+            self.ready = self.buf.len();
+            return;
+        };
+        // One call validates at most one message part; keep going so that a
+        // refusal in bytes already received is found without more input.
+        loop {
+            match guard.advance(&self.buf[self.ready..]) {
+                Ok(0) => return,
                 Ok(n) => self.ready += n,
-                Err(r) => self.refuse(r),
-            },
+                Err(r) => {
+                    self.refuse(r);
+                    return;
+                }
+            }
         }
     }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
             if this.ready > 0 {
@@ -167,7 +180,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
     }
 

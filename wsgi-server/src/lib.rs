@@ -27,6 +27,8 @@ mod io;
 pub mod pool;
 mod server;
 mod service;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 pub use bind::{Bind, Listener};
 pub use bridge::ResponseBody;
@@ -44,6 +46,9 @@ pub enum Error {
     /// An address that cannot be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(String, #[source] std::io::Error),
+    /// A TLS certificate or key that cannot be used.
+    #[error("TLS: {0}")]
+    Tls(String),
     /// Any other I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

@@ -67,6 +67,8 @@ pub struct Server {
     max_connections: usize,
     http2: bool,
     info: ServerInfo,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Default for Server {
@@ -96,7 +98,17 @@ impl Server {
                 software: concat!("wsgi-server/", env!("CARGO_PKG_VERSION")).into(),
                 ..ServerInfo::default()
             },
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Serve TLS on every TCP listener with this certificate chain and key.
+    #[cfg(feature = "tls")]
+    #[must_use]
+    pub fn tls(mut self, files: crate::tls::TlsFiles) -> Server {
+        self.tls = Some(files);
+        self
     }
 
     /// Listen on `bind` (repeatable).
@@ -219,19 +231,43 @@ impl Server {
             self.listeners.push(l);
         }
         if self.listeners.is_empty() {
-            let l = listen(&Bind::Tcp(([127, 0, 0, 1], 8000).into()), self.listen_backlog)?;
+            let l = listen(
+                &Bind::Tcp(([127, 0, 0, 1], 8000).into()),
+                self.listen_backlog,
+            )?;
             self.listeners.push(l);
         }
+        #[cfg(feature = "tls")]
+        let tls = match &self.tls {
+            Some(files) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
+                files, self.http2,
+            )?)),
+            None => None,
+        };
         let (tx, _) = watch::channel(Shutdown::Running);
-        Ok(Bound { server: self, shutdown: tx })
+        Ok(Bound {
+            server: self,
+            shutdown: tx,
+            #[cfg(feature = "tls")]
+            tls,
+        })
     }
 }
 
 /// A server whose sockets are bound, ready to serve.
-#[derive(Debug)]
 pub struct Bound {
     server: Server,
     shutdown: watch::Sender<Shutdown>,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bound")
+            .field("server", &self.server)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Bound {
@@ -259,6 +295,13 @@ impl Bound {
     /// # Errors
     /// When the app pool cannot start or a listener cannot be registered.
     pub async fn serve(self, app: SharedApp) -> Result<(), Error> {
+        #[cfg(feature = "tls")]
+        let Bound {
+            server,
+            shutdown,
+            tls,
+        } = self;
+        #[cfg(not(feature = "tls"))]
         let Bound { server, shutdown } = self;
         let pool = AppPool::new(server.threads, server.backlog).map_err(Error::Io)?;
         let service = SpecService::new(app, pool, server.info.clone());
@@ -269,9 +312,22 @@ impl Bound {
             .header_read_timeout(server.keep_alive)
             .keep_alive(true)
             .half_close(true)
-            .max_buf_size((server.limits.request_line + server.limits.field_size * 4).max(64 * 1024) + 8192)
+            // The guard enforces the head limits; hyper must never be the
+            // stricter one.
+            .max_buf_size(
+                server
+                    .limits
+                    .max_head_len()
+                    .unwrap_or(4 << 20)
+                    .max(400 * 1024)
+                    + 16 * 1024,
+            )
+            .max_headers(server.limits.max_fields() + 1)
             .pipeline_flush(true);
-        builder.http2().timer(TokioTimer::new()).keep_alive_interval(None);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .keep_alive_interval(None);
         let builder = Arc::new(builder);
         let state = Arc::new(ConnState {
             active: AtomicUsize::new(0),
@@ -287,6 +343,8 @@ impl Bound {
                 shutdown: shutdown.subscribe(),
                 limits: server.limits,
                 http2: server.http2,
+                #[cfg(feature = "tls")]
+                tls: tls.clone(),
             };
             match l {
                 Listener::Tcp(l) => {
@@ -332,8 +390,15 @@ impl Bound {
     ///
     /// # Errors
     /// As [`serve`](Bound::serve), or when the runtime cannot start.
-    pub fn run_until(self, app: SharedApp, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Io)?;
+    pub fn run_until(
+        self,
+        app: SharedApp,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Io)?;
         let handle = self.shutdown_handle();
         rt.block_on(async move {
             tokio::spawn(async move {
@@ -358,12 +423,16 @@ struct AcceptCtx {
     shutdown: watch::Receiver<Shutdown>,
     limits: Limits,
     http2: bool,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 async fn accept_tcp(l: tokio::net::TcpListener, ctx: AcceptCtx) {
     let local = l.local_addr().ok();
     loop {
-        let Ok(permit) = Arc::clone(&ctx.state.permits).acquire_owned().await else { return };
+        let Ok(permit) = Arc::clone(&ctx.state.permits).acquire_owned().await else {
+            return;
+        };
         let (stream, peer) = match l.accept().await {
             Ok(x) => x,
             Err(e) => {
@@ -372,15 +441,35 @@ async fn accept_tcp(l: tokio::net::TcpListener, ctx: AcceptCtx) {
             }
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnectionInfo { peer: Some(peer), local, secure: false };
+        #[cfg(feature = "tls")]
+        if let Some(acceptor) = &ctx.tls {
+            let info = ConnectionInfo {
+                peer: Some(peer),
+                local,
+                secure: true,
+            };
+            spawn_tls_conn(acceptor.clone(), stream, info, &ctx, permit);
+            continue;
+        }
+        let info = ConnectionInfo {
+            peer: Some(peer),
+            local,
+            secure: false,
+        };
         spawn_conn(stream, info, &ctx, permit);
     }
 }
 
-async fn accept_unix(l: tokio::net::UnixListener, path: Option<std::path::PathBuf>, ctx: AcceptCtx) {
+async fn accept_unix(
+    l: tokio::net::UnixListener,
+    path: Option<std::path::PathBuf>,
+    ctx: AcceptCtx,
+) {
     let _cleanup = path.map(RemoveOnDrop);
     loop {
-        let Ok(permit) = Arc::clone(&ctx.state.permits).acquire_owned().await else { return };
+        let Ok(permit) = Arc::clone(&ctx.state.permits).acquire_owned().await else {
+            return;
+        };
         let stream = match l.accept().await {
             Ok((s, _)) => s,
             Err(e) => {
@@ -407,8 +496,39 @@ async fn accept_error(e: &std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-fn spawn_conn<S>(stream: S, info: ConnectionInfo, ctx: &AcceptCtx, permit: tokio::sync::OwnedSemaphorePermit)
-where
+/// Hand-shake TLS in the connection's own task, then serve it.
+#[cfg(feature = "tls")]
+fn spawn_tls_conn(
+    acceptor: tokio_rustls::TlsAcceptor,
+    stream: tokio::net::TcpStream,
+    info: ConnectionInfo,
+    ctx: &AcceptCtx,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let ctx = AcceptCtx {
+        service: ctx.service.clone(),
+        builder: Arc::clone(&ctx.builder),
+        state: Arc::clone(&ctx.state),
+        shutdown: ctx.shutdown.clone(),
+        limits: ctx.limits,
+        http2: ctx.http2,
+        tls: None,
+    };
+    let timeout = Duration::from_secs(10);
+    tokio::spawn(async move {
+        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => spawn_conn(tls, info, &ctx, permit),
+            Ok(Err(_)) | Err(_) => {}
+        }
+    });
+}
+
+fn spawn_conn<S>(
+    stream: S,
+    info: ConnectionInfo,
+    ctx: &AcceptCtx,
+    permit: tokio::sync::OwnedSemaphorePermit,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = ctx.service.for_connection(info);

@@ -44,16 +44,28 @@ impl SpecService {
     #[must_use]
     pub fn new(app: SharedApp, pool: AppPool, mut info: ServerInfo) -> SpecService {
         info.multithread = pool.threads() > 1;
-        let server_header = HeaderValue::from_str(info.software.split('/').next().unwrap_or("wsgi-server"))
-            .unwrap_or(HeaderValue::from_static("wsgi-server"));
-        SpecService { shared: Arc::new(Shared { app, pool, info, server_header }), conn: None }
+        let server_header =
+            HeaderValue::from_str(info.software.split('/').next().unwrap_or("wsgi-server"))
+                .unwrap_or(HeaderValue::from_static("wsgi-server"));
+        SpecService {
+            shared: Arc::new(Shared {
+                app,
+                pool,
+                info,
+                server_header,
+            }),
+            conn: None,
+        }
     }
 
     /// The same service for requests arriving on a connection: the
     /// connection's addresses and scheme go into each environ.
     #[must_use]
     pub fn for_connection(&self, conn: ConnectionInfo) -> SpecService {
-        SpecService { shared: Arc::clone(&self.shared), conn: Some(conn) }
+        SpecService {
+            shared: Arc::clone(&self.shared),
+            conn: Some(conn),
+        }
     }
 
     /// The pool the application runs on.
@@ -81,7 +93,11 @@ impl SpecService {
                 .get(CONTENT_LENGTH)
                 .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
                 .and_then(|s| s.trim().parse::<u64>().ok())
-                .or_else(|| body.size_hint().exact().filter(|_| parts.version < http::Version::HTTP_2))
+                .or_else(|| {
+                    body.size_hint()
+                        .exact()
+                        .filter(|_| parts.version < http::Version::HTTP_2)
+                })
         };
         let length = match length {
             Some(n) => Some(n),
@@ -89,7 +105,10 @@ impl SpecService {
             None if !chunked && parts.version < http::Version::HTTP_2 => Some(0),
             None => None,
         };
-        let input = Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length);
+        let input = Input::new(
+            BodyReader::new(body, tokio::runtime::Handle::current()),
+            length,
+        );
         let environ = Environ::from_request(parts, input, &self.shared.info);
 
         let (tx, rx) = oneshot::channel();
@@ -98,7 +117,10 @@ impl SpecService {
             let _outcome = wsgi_spec::run::run(&*shared.app, environ, ChannelSink::new(tx));
         };
         if self.shared.pool.try_submit(job).is_err() {
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is at capacity\n");
+            return plain(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service Unavailable: the server is at capacity\n",
+            );
         }
         match rx.await {
             Ok(Start::Complete(head, body)) => self.response(head, ResponseBody::full(body)),
@@ -118,13 +140,15 @@ impl SpecService {
         let mut resp = Response::new(body);
         *resp.status_mut() = head.status.code();
         if let Some(reason) = head.status.custom_reason() {
-            resp.extensions_mut().insert(hyper::ext::ReasonPhrase::try_from(reason.clone()).unwrap_or_else(
-                |_| hyper::ext::ReasonPhrase::from_static(b"Unknown"),
-            ));
+            resp.extensions_mut().insert(
+                hyper::ext::ReasonPhrase::try_from(reason.clone())
+                    .unwrap_or_else(|_| hyper::ext::ReasonPhrase::from_static(b"Unknown")),
+            );
         }
         *resp.headers_mut() = head.headers;
         if !resp.headers().contains_key(SERVER) {
-            resp.headers_mut().insert(SERVER, self.shared.server_header.clone());
+            resp.headers_mut()
+                .insert(SERVER, self.shared.server_header.clone());
         }
         resp
     }
@@ -134,8 +158,12 @@ impl SpecService {
 pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::full(Bytes::from_static(text.as_bytes())));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
-    resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
     resp
 }
 
@@ -173,6 +201,8 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for SpecService {
 
 impl std::fmt::Debug for SpecService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpecService").field("conn", &self.conn).finish_non_exhaustive()
+        f.debug_struct("SpecService")
+            .field("conn", &self.conn)
+            .finish_non_exhaustive()
     }
 }

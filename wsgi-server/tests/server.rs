@@ -56,13 +56,19 @@ fn a_client_leaving_a_slow_stream_gets_the_body_closed() {
     };
     let srv = start(app, |s| s);
     let mut s = connect(srv.addr);
-    s.write_all(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    s.write_all(b"GET /stream HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
     let mut buf = [0u8; 4096];
     let n = s.read(&mut buf).unwrap();
     assert!(n > 0);
     drop(s);
-    let produced = closed_rx.recv_timeout(Duration::from_secs(10)).expect("body closed after disconnect");
-    assert!(produced < 2000, "iteration stopped early, produced {produced}");
+    let produced = closed_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("body closed after disconnect");
+    assert!(
+        produced < 2000,
+        "iteration stopped early, produced {produced}"
+    );
 }
 
 #[test]
@@ -73,7 +79,11 @@ fn a_full_pool_and_queue_answer_503_quickly() {
     let entered_tx = Mutex::new(entered_tx);
     let app = move |_env: Environ, sr: StartResponse| -> Result<Body, AppError> {
         entered_tx.lock().unwrap().send(()).unwrap();
-        release_rx.lock().unwrap().recv_timeout(Duration::from_secs(10)).ok();
+        release_rx
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(10))
+            .ok();
         sr.start(StatusCode::OK, HeaderMap::new())?;
         Ok(Body::full("slow"))
     };
@@ -110,7 +120,10 @@ fn graceful_shutdown_finishes_in_flight_requests_and_refuses_new_ones() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"finished");
     srv.thread.take().unwrap().join().unwrap();
-    assert!(std::net::TcpStream::connect(addr).is_err(), "listener closed after shutdown");
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "listener closed after shutdown"
+    );
 }
 
 #[test]
@@ -149,7 +162,10 @@ fn an_error_after_the_head_aborts_the_connection() {
     let text = String::from_utf8_lossy(&out);
     assert!(text.starts_with("HTTP/1.1 200"));
     // A chunked response that never got its last chunk: visibly incomplete.
-    assert!(!text.ends_with("0\r\n\r\n"), "response must not look complete: {text:?}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "response must not look complete: {text:?}"
+    );
 }
 
 #[test]
@@ -158,7 +174,10 @@ fn unix_socket_binds_are_served() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("s.sock");
     let bound = wsgi_server::Server::new()
-        .bind(wsgi_server::Bind::Unix { path: path.clone(), mode: Some(0o600) })
+        .bind(wsgi_server::Bind::Unix {
+            path: path.clone(),
+            mode: Some(0o600),
+        })
         .bind_all()
         .unwrap();
     let handle = bound.shutdown_handle();
@@ -167,11 +186,15 @@ fn unix_socket_binds_are_served() {
         rt.block_on(bound.serve(Arc::new(echo_path))).unwrap();
     });
     let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
-    s.write_all(b"GET /over-unix HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").unwrap();
+    s.write_all(b"GET /over-unix HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
     let r = read_response(&mut s, false).unwrap();
     assert_eq!(r.body, b"/over-unix");
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     handle.immediate();
     t.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
@@ -183,7 +206,10 @@ fn inherited_fd_binds_are_served() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let fd = l.into_raw_fd();
-    let bound = wsgi_server::Server::new().bind(format!("fd://{fd}").parse().unwrap()).bind_all().unwrap();
+    let bound = wsgi_server::Server::new()
+        .bind(format!("fd://{fd}").parse().unwrap())
+        .bind_all()
+        .unwrap();
     let handle = bound.shutdown_handle();
     let t = std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -202,7 +228,13 @@ fn a_client_leaving_mid_body_gets_an_input_error_and_the_body_closed() {
     let closed2 = Arc::clone(&closed);
     let app = move |mut env: Environ, sr: StartResponse| -> Result<Body, AppError> {
         let res = env.input.read_all();
-        tx.lock().unwrap().send(format!("{:?}", res.as_ref().map(Bytes::len).map_err(|e| e.kind()))).unwrap();
+        tx.lock()
+            .unwrap()
+            .send(format!(
+                "{:?}",
+                res.as_ref().map(Bytes::len).map_err(|e| e.kind())
+            ))
+            .unwrap();
         res?;
         sr.start(StatusCode::OK, HeaderMap::new())?;
         let closed = Arc::clone(&closed2);
@@ -210,7 +242,8 @@ fn a_client_leaving_mid_body_gets_an_input_error_and_the_body_closed() {
     };
     let srv = start(app, |s| s);
     let mut s = connect(srv.addr);
-    s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\nonly a few bytes").unwrap();
+    s.write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\nonly a few bytes")
+        .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     drop(s);
     let seen = rx.recv_timeout(Duration::from_secs(5)).unwrap();

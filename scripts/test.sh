@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine: lint gates, tests, doc tests, docs.
+# Usage: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "format"
+cargo fmt --all --check
+
+step "clippy (all targets, all features, warnings denied)"
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+step "corpus data file matches ../shared"
+if [ -d ../shared/corpus/gunicorn-requests ] && [ -f tools/check_corpus_data.sh ]; then
+  bash tools/check_corpus_data.sh
+else
+  echo "skipped: ../shared/corpus not present"
+fi
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --all-features --locked --no-fail-fast
+else
+  cargo test --workspace --all-features --locked --no-fail-fast
+fi
+
+step "doc tests"
+cargo test --workspace --all-features --locked --doc
+
+step "docs build without warnings"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --locked
+
+echo
+echo "all checks passed"
