@@ -115,6 +115,7 @@ impl ResponseDriver {
             None if self.calls > 1 => return Err(Error::AlreadyStarted),
             None => {}
         }
+        check_status(&status)?;
         check_headers(&headers)?;
         declared_length(&headers)?;
         self.pending = Some((status, headers));
@@ -333,6 +334,17 @@ impl ResponseDriver {
             framing,
         })
     }
+}
+
+/// A final status must be 200..=999 with a reason free of control bytes
+/// (SR-2): a 1xx is not a final response, and a CR or LF in the reason
+/// would let an app inject header lines.
+fn check_status(status: &Status) -> Result<(), Error> {
+    let bad_reason = status.reason().iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f);
+    if status.code().is_informational() || bad_reason {
+        return Err(Error::InvalidStatus(status.to_string()));
+    }
+    Ok(())
 }
 
 fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
