@@ -39,15 +39,10 @@ impl FromStr for Bind {
             if path.is_empty() {
                 return Err(bad("empty socket path"));
             }
-            return Ok(Bind::Unix {
-                path: PathBuf::from(path),
-                mode: None,
-            });
+            return Ok(Bind::Unix { path: PathBuf::from(path), mode: None });
         }
         if let Some(fd) = s.strip_prefix("fd://") {
-            let fd: RawFd = fd
-                .parse()
-                .map_err(|_| bad("expected fd://N with N a file descriptor number"))?;
+            let fd: RawFd = fd.parse().map_err(|_| bad("expected fd://N with N a file descriptor number"))?;
             if fd < 0 {
                 return Err(bad("negative file descriptor"));
             }
@@ -64,11 +59,8 @@ impl FromStr for Bind {
         } else {
             format!("{s}:8000")
         };
-        let (host, port) = with_port
-            .rsplit_once(':')
-            .ok_or_else(|| bad("expected HOST:PORT"))?;
-        port.parse::<u16>()
-            .map_err(|_| bad("port must be a number from 0 to 65535"))?;
+        let (host, port) = with_port.rsplit_once(':').ok_or_else(|| bad("expected HOST:PORT"))?;
+        port.parse::<u16>().map_err(|_| bad("port must be a number from 0 to 65535"))?;
         if host.is_empty() {
             return Err(bad("empty host"));
         }
@@ -106,9 +98,7 @@ impl Listener {
     #[must_use]
     pub fn describe(&self) -> String {
         match self {
-            Listener::Tcp(l) => l
-                .local_addr()
-                .map_or_else(|_| "tcp:?".into(), |a| format!("http://{a}")),
+            Listener::Tcp(l) => l.local_addr().map_or_else(|_| "tcp:?".into(), |a| format!("http://{a}")),
             Listener::Unix(_, Some(p)) => format!("unix:{}", p.display()),
             Listener::Unix(_, None) => "unix:(unnamed)".into(),
         }
@@ -132,12 +122,7 @@ pub fn listen(bind: &Bind, backlog: i32) -> Result<Listener, Error> {
     let err = |e: std::io::Error| Error::Bind(bind.to_string(), e);
     match bind {
         Bind::Tcp(addr) => {
-            let socket = Socket::new(
-                Domain::for_address(*addr),
-                Type::STREAM,
-                Some(Protocol::TCP),
-            )
-            .map_err(err)?;
+            let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP)).map_err(err)?;
             socket.set_reuse_address(true).map_err(err)?;
             if addr.is_ipv6() {
                 socket.set_only_v6(true).map_err(err)?;
@@ -151,8 +136,7 @@ pub fn listen(bind: &Bind, backlog: i32) -> Result<Listener, Error> {
             let l = std::os::unix::net::UnixListener::bind(path).map_err(err)?;
             if let Some(mode) = mode {
                 use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode))
-                    .map_err(err)?;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(*mode)).map_err(err)?;
             }
             Ok(Listener::Unix(l, Some(path.clone())))
         }
@@ -173,24 +157,15 @@ fn from_fd(fd: RawFd) -> std::io::Result<Listener> {
     if addr.as_socket().is_some() {
         return Ok(Listener::Tcp(socket.into()));
     }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::InvalidInput,
-        "not a TCP or Unix socket",
-    ))
+    Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a TCP or Unix socket"))
 }
 
 /// The sockets systemd passed (`LISTEN_FDS`, `LISTEN_PID`), as `fd://N` binds.
 /// The variables are removed so children do not take them too.
 #[must_use]
 pub fn systemd_binds() -> Vec<Bind> {
-    let pid_ok = std::env::var("LISTEN_PID")
-        .ok()
-        .and_then(|p| p.parse::<u32>().ok())
-        == Some(std::process::id());
-    let n: RawFd = std::env::var("LISTEN_FDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
+    let pid_ok = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    let n: RawFd = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
     if !pid_ok || n <= 0 {
         return Vec::new();
     }
@@ -207,16 +182,10 @@ fn remove_stale_socket(path: &std::path::Path) -> std::io::Result<()> {
         return Ok(());
     };
     if !meta.file_type().is_socket() {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::AlreadyExists,
-            "path exists and is not a socket",
-        ));
+        return Err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "path exists and is not a socket"));
     }
     match std::os::unix::net::UnixStream::connect(path) {
-        Ok(_) => Err(std::io::Error::new(
-            std::io::ErrorKind::AddrInUse,
-            "a server is listening on this socket",
-        )),
+        Ok(_) => Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "a server is listening on this socket")),
         Err(_) => std::fs::remove_file(path),
     }
 }

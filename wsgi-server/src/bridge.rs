@@ -11,9 +11,11 @@
 
 use std::io::{self, Read};
 use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
+use http::{HeaderMap, HeaderName};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
@@ -38,12 +40,7 @@ where
 {
     pub(crate) fn new(body: B, handle: Handle) -> Self {
         let done = body.is_end_stream();
-        BodyReader {
-            body: Box::pin(body),
-            handle,
-            chunk: Bytes::new(),
-            done,
-        }
+        BodyReader { body: Box::pin(body), handle, chunk: Bytes::new(), done }
     }
 }
 
@@ -59,9 +56,7 @@ where
             }
             let body = &mut self.body;
             // Runs on an application thread, never on a runtime thread.
-            let frame = self
-                .handle
-                .block_on(std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)));
+            let frame = self.handle.block_on(std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)));
             match frame {
                 None => self.done = true,
                 Some(Ok(frame)) => {
@@ -96,15 +91,24 @@ pub(crate) struct ChannelSink {
     /// A head waiting for its first chunk, to send both at once.
     held: Option<ResponseHead>,
     tx: Option<mpsc::Sender<Result<Bytes, BoxError>>>,
+    /// Response headers to copy for the access log.
+    capture: Option<(Vec<HeaderName>, Arc<Mutex<HeaderMap>>)>,
 }
 
 impl ChannelSink {
     pub(crate) fn new(start: oneshot::Sender<Start>) -> Self {
-        ChannelSink {
-            start: Some(start),
-            held: None,
-            tx: None,
+        ChannelSink { start: Some(start), held: None, tx: None, capture: None }
+    }
+
+    /// Copy these response headers, when the head is sent, into the
+    /// returned map.
+    pub(crate) fn capture_headers(&mut self, names: Vec<HeaderName>) -> Option<Arc<Mutex<HeaderMap>>> {
+        if names.is_empty() {
+            return None;
         }
+        let map = Arc::new(Mutex::new(HeaderMap::new()));
+        self.capture = Some((names, Arc::clone(&map)));
+        Some(map)
     }
 
     fn gone() -> io::Error {
@@ -125,6 +129,14 @@ impl ChannelSink {
 
 impl ResponseSink for ChannelSink {
     fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        if let Some((names, map)) = &self.capture {
+            let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+            for name in names {
+                for v in head.headers.get_all(name) {
+                    map.append(name.clone(), v.clone());
+                }
+            }
+        }
         // Hold it: the driver sends the first chunk right after, and a
         // response whose only chunk completes it goes out in one piece.
         self.held = Some(head);
@@ -176,10 +188,7 @@ enum BodyKind {
     // Bytes known up front (`None` once taken).
     Full(Option<Bytes>),
     // Chunks from the application thread; the length when declared.
-    Stream {
-        rx: mpsc::Receiver<Result<Bytes, BoxError>>,
-        remaining: Option<u64>,
-    },
+    Stream { rx: mpsc::Receiver<Result<Bytes, BoxError>>, remaining: Option<u64> },
 }
 
 impl ResponseBody {
@@ -195,16 +204,9 @@ impl HttpBody for ResponseBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().0 {
-            BodyKind::Full(b) => Poll::Ready(
-                b.take()
-                    .filter(|b| !b.is_empty())
-                    .map(|b| Ok(Frame::data(b))),
-            ),
+            BodyKind::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
             BodyKind::Stream { rx, remaining } => match rx.poll_recv(cx) {
                 Poll::Ready(Some(Ok(data))) => {
                     if let Some(r) = remaining.as_mut() {
@@ -229,9 +231,7 @@ impl HttpBody for ResponseBody {
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
             BodyKind::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
-            BodyKind::Stream {
-                remaining: Some(r), ..
-            } => SizeHint::with_exact(*r),
+            BodyKind::Stream { remaining: Some(r), .. } => SizeHint::with_exact(*r),
             BodyKind::Stream { .. } => SizeHint::default(),
         }
     }

@@ -59,10 +59,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
     fn refuse(&mut self, reject: Reject) {
         let reason = reject.reason;
         let status = reject.status;
-        let phrase = http::StatusCode::from_u16(status)
-            .ok()
-            .and_then(|s| s.canonical_reason())
-            .unwrap_or("Bad Request");
+        let phrase =
+            http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Bad Request");
         let body = format!("{phrase}: {reason}\n");
         let head = format!(
             "HTTP/1.1 {status} {phrase}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -115,11 +113,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         loop {
             if this.ready > 0 {
@@ -155,6 +149,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
             };
             if n == 0 {
                 this.eof = true;
+                if this.guard.as_ref().is_some_and(|g| !g.is_idle()) {
+                    tracing::debug!(target: "wsgi_server::http", "client closed the connection mid-request");
+                }
                 continue;
             }
             // SAFETY: `poll_read` initialised the first `n` bytes of the spare capacity.
@@ -180,11 +177,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
     }
 

@@ -20,11 +20,13 @@
 //! # Ok::<(), wsgi_server::Error>(())
 //! ```
 
+pub mod accesslog;
 pub mod bind;
 mod bridge;
 mod guard;
 mod io;
 pub mod pool;
+pub mod proxy;
 mod server;
 mod service;
 #[cfg(feature = "tls")]
@@ -46,6 +48,9 @@ pub enum Error {
     /// An address that cannot be bound.
     #[error("cannot listen on {0}: {1}")]
     Bind(String, #[source] std::io::Error),
+    /// A setting with a value it cannot take.
+    #[error("{0}")]
+    InvalidSetting(String),
     /// A TLS certificate or key that cannot be used.
     #[error("TLS: {0}")]
     Tls(String),

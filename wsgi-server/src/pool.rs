@@ -44,18 +44,9 @@ impl AppPool {
         let rx = Arc::new(Mutex::new(rx));
         for i in 0..threads {
             let rx = Arc::clone(&rx);
-            thread::Builder::new()
-                .name(format!("wsgi-app-{i}"))
-                .spawn(move || worker(&rx))?;
+            thread::Builder::new().name(format!("wsgi-app-{i}")).spawn(move || worker(&rx))?;
         }
-        Ok(AppPool {
-            inner: Arc::new(Inner {
-                tx,
-                threads,
-                admitted: AtomicUsize::new(0),
-                capacity,
-            }),
-        })
+        Ok(AppPool { inner: Arc::new(Inner { tx, threads, admitted: AtomicUsize::new(0), capacity }) })
     }
 
     /// The number of application threads.
@@ -88,12 +79,7 @@ impl AppPool {
             if cur >= inner.capacity {
                 return Err(PoolFull);
             }
-            match inner.admitted.compare_exchange_weak(
-                cur,
-                cur + 1,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
+            match inner.admitted.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => break,
                 Err(now) => cur = now,
             }

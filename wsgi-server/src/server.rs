@@ -17,7 +17,19 @@ use crate::guard::Limits;
 use crate::io::GuardedIo;
 use crate::pool::AppPool;
 use crate::service::SpecService;
+use crate::accesslog::AccessLog;
+use crate::proxy::ForwardedAllow;
 use crate::Error;
+
+/// The default `wsgi.errors` destination: `tracing` error events.
+#[derive(Debug, Clone, Copy)]
+struct TracingErrors;
+
+impl wsgi_spec::errors::ErrorSink for TracingErrors {
+    fn line(&self, line: &str) {
+        tracing::error!(target: "wsgi.errors", "{line}");
+    }
+}
 
 /// How the server should stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +79,8 @@ pub struct Server {
     max_connections: usize,
     http2: bool,
     info: ServerInfo,
+    forwarded: ForwardedAllow,
+    access_log: Option<AccessLog>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsFiles>,
 }
@@ -96,8 +110,11 @@ impl Server {
             http2: true,
             info: ServerInfo {
                 software: concat!("wsgi-server/", env!("CARGO_PKG_VERSION")).into(),
+                errors: wsgi_spec::Errors::new(TracingErrors),
                 ..ServerInfo::default()
             },
+            forwarded: ForwardedAllow::default(),
+            access_log: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -213,7 +230,24 @@ impl Server {
         self
     }
 
-    /// What the server says about itself in each environ.
+    /// Peers whose `X-Forwarded-*` and `Forwarded` headers are believed
+    /// (Gunicorn's `forwarded_allow_ips`; default `127.0.0.1,::1`).
+    #[must_use]
+    pub fn forwarded_allow_ips(mut self, allow: ForwardedAllow) -> Server {
+        self.forwarded = allow;
+        self
+    }
+
+    /// Write an access log (off by default, as in Gunicorn).
+    #[must_use]
+    pub fn access_log(mut self, log: AccessLog) -> Server {
+        self.access_log = Some(log);
+        self
+    }
+
+    /// What the server says about itself in each environ. Its `errors`
+    /// stream is where `wsgi.errors` goes (by default: `tracing` events with
+    /// target `wsgi.errors`).
     #[must_use]
     pub fn server_info(mut self, info: ServerInfo) -> Server {
         self.info = info;
@@ -231,17 +265,12 @@ impl Server {
             self.listeners.push(l);
         }
         if self.listeners.is_empty() {
-            let l = listen(
-                &Bind::Tcp(([127, 0, 0, 1], 8000).into()),
-                self.listen_backlog,
-            )?;
+            let l = listen(&Bind::Tcp(([127, 0, 0, 1], 8000).into()), self.listen_backlog)?;
             self.listeners.push(l);
         }
         #[cfg(feature = "tls")]
         let tls = match &self.tls {
-            Some(files) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(
-                files, self.http2,
-            )?)),
+            Some(files) => Some(tokio_rustls::TlsAcceptor::from(crate::tls::server_config(files, self.http2)?)),
             None => None,
         };
         let (tx, _) = watch::channel(Shutdown::Running);
@@ -264,9 +293,7 @@ pub struct Bound {
 
 impl std::fmt::Debug for Bound {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Bound")
-            .field("server", &self.server)
-            .finish_non_exhaustive()
+        f.debug_struct("Bound").field("server", &self.server).finish_non_exhaustive()
     }
 }
 
@@ -296,15 +323,13 @@ impl Bound {
     /// When the app pool cannot start or a listener cannot be registered.
     pub async fn serve(self, app: SharedApp) -> Result<(), Error> {
         #[cfg(feature = "tls")]
-        let Bound {
-            server,
-            shutdown,
-            tls,
-        } = self;
+        let Bound { server, shutdown, tls } = self;
         #[cfg(not(feature = "tls"))]
         let Bound { server, shutdown } = self;
         let pool = AppPool::new(server.threads, server.backlog).map_err(Error::Io)?;
-        let service = SpecService::new(app, pool, server.info.clone());
+        let service = SpecService::new(app, pool, server.info.clone())
+            .forwarded_allow(server.forwarded.clone())
+            .access_log(server.access_log.clone());
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -314,20 +339,10 @@ impl Bound {
             .half_close(true)
             // The guard enforces the head limits; hyper must never be the
             // stricter one.
-            .max_buf_size(
-                server
-                    .limits
-                    .max_head_len()
-                    .unwrap_or(4 << 20)
-                    .max(400 * 1024)
-                    + 16 * 1024,
-            )
+            .max_buf_size(server.limits.max_head_len().unwrap_or(4 << 20).max(400 * 1024) + 16 * 1024)
             .max_headers(server.limits.max_fields() + 1)
             .pipeline_flush(true);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .keep_alive_interval(None);
+        builder.http2().timer(TokioTimer::new()).keep_alive_interval(None);
         let builder = Arc::new(builder);
         let state = Arc::new(ConnState {
             active: AtomicUsize::new(0),
@@ -390,15 +405,8 @@ impl Bound {
     ///
     /// # Errors
     /// As [`serve`](Bound::serve), or when the runtime cannot start.
-    pub fn run_until(
-        self,
-        app: SharedApp,
-        stop: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), Error> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .map_err(Error::Io)?;
+    pub fn run_until(self, app: SharedApp, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Io)?;
         let handle = self.shutdown_handle();
         rt.block_on(async move {
             tokio::spawn(async move {
@@ -443,28 +451,16 @@ async fn accept_tcp(l: tokio::net::TcpListener, ctx: AcceptCtx) {
         let _ = stream.set_nodelay(true);
         #[cfg(feature = "tls")]
         if let Some(acceptor) = &ctx.tls {
-            let info = ConnectionInfo {
-                peer: Some(peer),
-                local,
-                secure: true,
-            };
+            let info = ConnectionInfo { peer: Some(peer), local, secure: true };
             spawn_tls_conn(acceptor.clone(), stream, info, &ctx, permit);
             continue;
         }
-        let info = ConnectionInfo {
-            peer: Some(peer),
-            local,
-            secure: false,
-        };
+        let info = ConnectionInfo { peer: Some(peer), local, secure: false };
         spawn_conn(stream, info, &ctx, permit);
     }
 }
 
-async fn accept_unix(
-    l: tokio::net::UnixListener,
-    path: Option<std::path::PathBuf>,
-    ctx: AcceptCtx,
-) {
+async fn accept_unix(l: tokio::net::UnixListener, path: Option<std::path::PathBuf>, ctx: AcceptCtx) {
     let _cleanup = path.map(RemoveOnDrop);
     loop {
         let Ok(permit) = Arc::clone(&ctx.state.permits).acquire_owned().await else {
@@ -523,19 +519,18 @@ fn spawn_tls_conn(
     });
 }
 
-fn spawn_conn<S>(
-    stream: S,
-    info: ConnectionInfo,
-    ctx: &AcceptCtx,
-    permit: tokio::sync::OwnedSemaphorePermit,
-) where
+fn spawn_conn<S>(stream: S, info: ConnectionInfo, ctx: &AcceptCtx, permit: tokio::sync::OwnedSemaphorePermit)
+where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = ctx.service.for_connection(info);
     let builder = Arc::clone(&ctx.builder);
     let state = Arc::clone(&ctx.state);
     let mut shutdown = ctx.shutdown.clone();
-    let io = TokioIo::new(GuardedIo::new(stream, ctx.limits, ctx.http2));
+    let peer = info.peer;
+    let io = TokioIo::new(GuardedIo::new(stream, ctx.limits, ctx.http2).on_reject(move |r| {
+        tracing::info!(target: "wsgi_server::http", peer = ?peer, status = r.status, "refused a malformed request: {}", r.reason);
+    }));
     state.active.fetch_add(1, Ordering::AcqRel);
     tokio::spawn(async move {
         let _permit = permit;

@@ -5,8 +5,9 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError};
 use std::task::{Context, Poll};
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, SERVER, TRANSFER_ENCODING};
@@ -17,8 +18,10 @@ use wsgi_spec::driver::{Framing, ResponseHead};
 use wsgi_spec::ext::ConnectionInfo;
 use wsgi_spec::{Environ, Input, ServerInfo, SharedApp};
 
+use crate::accesslog::{AccessLog, Record};
 use crate::bridge::{BodyReader, BoxError, ChannelSink, ResponseBody, Start};
 use crate::pool::AppPool;
+use crate::proxy::{self, ForwardedAllow};
 
 /// A spec application served over HTTP: turns an `http::Request` into an
 /// `http::Response`, running the app on an [`AppPool`] thread.
@@ -37,6 +40,8 @@ struct Shared {
     pool: AppPool,
     info: ServerInfo,
     server_header: HeaderValue,
+    forwarded: ForwardedAllow,
+    access_log: Option<AccessLog>,
 }
 
 impl SpecService {
@@ -44,28 +49,38 @@ impl SpecService {
     #[must_use]
     pub fn new(app: SharedApp, pool: AppPool, mut info: ServerInfo) -> SpecService {
         info.multithread = pool.threads() > 1;
-        let server_header =
-            HeaderValue::from_str(info.software.split('/').next().unwrap_or("wsgi-server"))
-                .unwrap_or(HeaderValue::from_static("wsgi-server"));
-        SpecService {
-            shared: Arc::new(Shared {
-                app,
-                pool,
-                info,
-                server_header,
-            }),
-            conn: None,
-        }
+        let server_header = HeaderValue::from_str(info.software.split('/').next().unwrap_or("wsgi-server"))
+            .unwrap_or(HeaderValue::from_static("wsgi-server"));
+        let shared = Shared { app, pool, info, server_header, forwarded: ForwardedAllow::default(), access_log: None };
+        SpecService { shared: Arc::new(shared), conn: None }
+    }
+
+    /// Believe forwarding headers (`X-Forwarded-*`, `Forwarded`) only from
+    /// these peers.
+    ///
+    /// # Panics
+    /// When called after the service was cloned.
+    #[must_use]
+    pub fn forwarded_allow(mut self, allow: ForwardedAllow) -> SpecService {
+        Arc::get_mut(&mut self.shared).expect("configure before cloning").forwarded = allow;
+        self
+    }
+
+    /// Write an access log line for every request.
+    ///
+    /// # Panics
+    /// When called after the service was cloned.
+    #[must_use]
+    pub fn access_log(mut self, log: Option<AccessLog>) -> SpecService {
+        Arc::get_mut(&mut self.shared).expect("configure before cloning").access_log = log;
+        self
     }
 
     /// The same service for requests arriving on a connection: the
     /// connection's addresses and scheme go into each environ.
     #[must_use]
     pub fn for_connection(&self, conn: ConnectionInfo) -> SpecService {
-        SpecService {
-            shared: Arc::clone(&self.shared),
-            conn: Some(conn),
-        }
+        SpecService { shared: Arc::clone(&self.shared), conn: Some(conn) }
     }
 
     /// The pool the application runs on.
@@ -93,11 +108,7 @@ impl SpecService {
                 .get(CONTENT_LENGTH)
                 .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
                 .and_then(|s| s.trim().parse::<u64>().ok())
-                .or_else(|| {
-                    body.size_hint()
-                        .exact()
-                        .filter(|_| parts.version < http::Version::HTTP_2)
-                })
+                .or_else(|| body.size_hint().exact().filter(|_| parts.version < http::Version::HTTP_2))
         };
         let length = match length {
             Some(n) => Some(n),
@@ -105,22 +116,52 @@ impl SpecService {
             None if !chunked && parts.version < http::Version::HTTP_2 => Some(0),
             None => None,
         };
-        let input = Input::new(
-            BodyReader::new(body, tokio::runtime::Handle::current()),
-            length,
-        );
-        let environ = Environ::from_request(parts, input, &self.shared.info);
+        let mut record = self.shared.access_log.as_ref().map(|log| {
+            let mut rec = Record {
+                method: parts.method.as_str().to_owned(),
+                raw_uri: parts.uri.to_string().into_bytes(),
+                protocol: wsgi_spec::protocol_str(parts.version),
+                start: Some(SystemTime::now()),
+                ..Record::default()
+            };
+            for name in log.format().request_headers() {
+                for v in parts.headers.get_all(&name) {
+                    rec.request_headers.append(name.clone(), v.clone());
+                }
+            }
+            rec
+        });
+        let started = Instant::now();
+        let input = Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length);
+        let mut environ = Environ::from_request(parts, input, &self.shared.info);
+        proxy::apply(&mut environ, &self.shared.forwarded);
+        if let Some(rec) = record.as_mut() {
+            rec.remote = environ.remote_addr;
+            rec.path = [&environ.script_name[..], &environ.path_info[..]].concat();
+            rec.query = environ.query_string.to_vec();
+        }
 
         let (tx, rx) = oneshot::channel();
         let shared = Arc::clone(&self.shared);
         let job = move || {
-            let _outcome = wsgi_spec::run::run(&*shared.app, environ, ChannelSink::new(tx));
+            let mut sink = ChannelSink::new(tx);
+            let captured = match (&shared.access_log, &record) {
+                (Some(log), Some(_)) => sink.capture_headers(log.format().response_headers()),
+                _ => None,
+            };
+            let outcome = wsgi_spec::run::run(&*shared.app, environ, sink);
+            if let (Some(log), Some(mut rec)) = (&shared.access_log, record) {
+                rec.status = outcome.status.map(|s| s.as_u16());
+                rec.bytes = outcome.bytes_sent;
+                rec.duration = started.elapsed();
+                if let Some(c) = captured {
+                    rec.response_headers = std::mem::take(&mut *c.lock().unwrap_or_else(PoisonError::into_inner));
+                }
+                log.write(&rec);
+            }
         };
         if self.shared.pool.try_submit(job).is_err() {
-            return plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Service Unavailable: the server is at capacity\n",
-            );
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is at capacity\n");
         }
         match rx.await {
             Ok(Start::Complete(head, body)) => self.response(head, ResponseBody::full(body)),
@@ -147,8 +188,7 @@ impl SpecService {
         }
         *resp.headers_mut() = head.headers;
         if !resp.headers().contains_key(SERVER) {
-            resp.headers_mut()
-                .insert(SERVER, self.shared.server_header.clone());
+            resp.headers_mut().insert(SERVER, self.shared.server_header.clone());
         }
         resp
     }
@@ -158,12 +198,8 @@ impl SpecService {
 pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::full(Bytes::from_static(text.as_bytes())));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp.headers_mut()
-        .insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
     resp
 }
 
@@ -201,8 +237,6 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for SpecService {
 
 impl std::fmt::Debug for SpecService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpecService")
-            .field("conn", &self.conn)
-            .finish_non_exhaustive()
+        f.debug_struct("SpecService").field("conn", &self.conn).finish_non_exhaustive()
     }
 }

@@ -22,10 +22,7 @@ pub struct TlsFiles {
 ///
 /// # Errors
 /// [`Error::Tls`] naming the file that cannot be read or used.
-pub(crate) fn server_config(
-    files: &TlsFiles,
-    http2: bool,
-) -> Result<Arc<rustls::ServerConfig>, Error> {
+pub(crate) fn server_config(files: &TlsFiles, http2: bool) -> Result<Arc<rustls::ServerConfig>, Error> {
     let bad = |path: &Path, why: String| Error::Tls(format!("{}: {why}", path.display()));
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert_file)
         .map_err(|e| bad(&files.cert_file, e.to_string()))?
@@ -34,8 +31,7 @@ pub(crate) fn server_config(
     if certs.is_empty() {
         return Err(bad(&files.cert_file, "no certificate found".into()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key_file)
-        .map_err(|e| bad(&files.key_file, e.to_string()))?;
+    let key = PrivateKeyDer::from_pem_file(&files.key_file).map_err(|e| bad(&files.key_file, e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -43,10 +39,6 @@ pub(crate) fn server_config(
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .map_err(|e| bad(&files.key_file, e.to_string()))?;
-    config.alpn_protocols = if http2 {
-        vec![b"h2".to_vec(), b"http/1.1".to_vec()]
-    } else {
-        vec![b"http/1.1".to_vec()]
-    };
+    config.alpn_protocols = if http2 { vec![b"h2".to_vec(), b"http/1.1".to_vec()] } else { vec![b"http/1.1".to_vec()] };
     Ok(Arc::new(config))
 }

@@ -16,12 +16,7 @@ use wsgi_spec::{AppError, Body, Environ, StartResponse};
 fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-    line.split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse::<u64>()
-        .unwrap()
-        * 1024
+    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
 }
 
 #[test]
@@ -50,11 +45,7 @@ fn a_1_gib_request_body_streams_with_bounded_memory() {
     let before = rss_bytes();
     let mut s = connect(srv.addr);
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {TOTAL}\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: {TOTAL}\r\n\r\n").unwrap();
     let chunk = vec![b'x'; 1 << 20];
     for _ in 0..(TOTAL >> 20) {
         s.write_all(&chunk).unwrap();

@@ -16,9 +16,7 @@ fn describe(env: Environ, sr: StartResponse) -> Result<Body, AppError> {
         "{} {} {}",
         env.protocol_str(),
         env.url_scheme.as_str(),
-        env.get("HTTP_HOST")
-            .map(|h| String::from_utf8_lossy(&h).into_owned())
-            .unwrap_or_default()
+        env.get("HTTP_HOST").map(|h| String::from_utf8_lossy(&h).into_owned()).unwrap_or_default()
     )))
 }
 
@@ -27,13 +25,9 @@ async fn h2c_prior_knowledge_is_served() {
     let srv = start(describe, |s| s);
     let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
     let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
-    let req = Request::get(format!("http://{}/", srv.addr))
-        .body(Empty::<Bytes>::new())
-        .unwrap();
+    let req = Request::get(format!("http://{}/", srv.addr)).body(Empty::<Bytes>::new()).unwrap();
     let resp = send.send_request(req).await.unwrap();
     assert_eq!(resp.version(), Version::HTTP_2);
     let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -46,9 +40,7 @@ mod tls {
     use std::sync::Arc;
 
     fn fixture(name: &str) -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name)
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
     }
 
     fn client_config(alpn: &[u8]) -> Arc<rustls::ClientConfig> {
@@ -78,24 +70,16 @@ mod tls {
     }
 
     fn tls_files() -> wsgi_server::tls::TlsFiles {
-        wsgi_server::tls::TlsFiles {
-            cert_file: fixture("test-cert.pem"),
-            key_file: fixture("test-key.pem"),
-        }
+        wsgi_server::tls::TlsFiles { cert_file: fixture("test-cert.pem"), key_file: fixture("test-key.pem") }
     }
 
     #[tokio::test]
     async fn tls_http1_is_served_with_https_scheme() {
         let srv = start(describe, |s| s.tls(tls_files()));
         let stream = connect(srv.addr, b"http/1.1").await;
-        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .unwrap();
+        let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
         tokio::spawn(conn);
-        let req = Request::get("/")
-            .header("host", "localhost")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
+        let req = Request::get("/").header("host", "localhost").body(Empty::<Bytes>::new()).unwrap();
         let resp = send.send_request(req).await.unwrap();
         assert_eq!(resp.status(), 200);
         let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -108,13 +92,9 @@ mod tls {
         let stream = connect(srv.addr, b"h2").await;
         assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
         let (mut send, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                .await
-                .unwrap();
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
         tokio::spawn(conn);
-        let req = Request::get("https://localhost/")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
+        let req = Request::get("https://localhost/").body(Empty::<Bytes>::new()).unwrap();
         let resp = send.send_request(req).await.unwrap();
         assert_eq!(resp.version(), Version::HTTP_2);
         let body = resp.into_body().collect().await.unwrap().to_bytes();
@@ -123,10 +103,7 @@ mod tls {
 
     #[test]
     fn a_missing_key_file_is_named_in_the_error() {
-        let files = wsgi_server::tls::TlsFiles {
-            cert_file: fixture("test-cert.pem"),
-            key_file: fixture("nope.pem"),
-        };
+        let files = wsgi_server::tls::TlsFiles { cert_file: fixture("test-cert.pem"), key_file: fixture("nope.pem") };
         let err = wsgi_server::Server::new()
             .listener(std::net::TcpListener::bind("127.0.0.1:0").unwrap())
             .tls(files)

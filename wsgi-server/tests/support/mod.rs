@@ -31,10 +31,7 @@ impl Drop for Running {
     }
 }
 
-pub fn start(
-    app: impl wsgi_spec::Application,
-    configure: impl FnOnce(Server) -> Server,
-) -> Running {
+pub fn start(app: impl wsgi_spec::Application, configure: impl FnOnce(Server) -> Server) -> Running {
     start_shared(Arc::new(app), configure)
 }
 
@@ -44,18 +41,10 @@ pub fn start_shared(app: SharedApp, configure: impl FnOnce(Server) -> Server) ->
     let bound = configure(Server::new().listener(l)).bind_all().unwrap();
     let shutdown = bound.shutdown_handle();
     let thread = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(bound.serve(app)).unwrap();
     });
-    Running {
-        addr,
-        shutdown,
-        thread: Some(thread),
-    }
+    Running { addr, shutdown, thread: Some(thread) }
 }
 
 pub fn connect(addr: SocketAddr) -> TcpStream {
@@ -84,10 +73,7 @@ pub struct Resp {
 
 impl Resp {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -110,17 +96,9 @@ pub fn read_response(s: &mut impl Read, head_request: bool) -> Option<Resp> {
     let reason = parts.next().unwrap_or("").to_owned();
     let headers: Vec<(String, String)> = lines
         .filter(|l| !l.is_empty())
-        .filter_map(|l| {
-            l.split_once(':')
-                .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
-        })
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
         .collect();
-    let mut resp = Resp {
-        status,
-        reason,
-        headers,
-        body: Vec::new(),
-    };
+    let mut resp = Resp { status, reason, headers, body: Vec::new() };
     if head_request || status == 204 || status == 304 || (100..200).contains(&status) {
         return Some(resp);
     }
@@ -129,19 +107,14 @@ pub fn read_response(s: &mut impl Read, head_request: bool) -> Option<Resp> {
         let mut body = vec![0u8; len];
         s.read_exact(&mut body).ok()?;
         resp.body = body;
-    } else if resp
-        .header("transfer-encoding")
-        .is_some_and(|v| v.contains("chunked"))
-    {
+    } else if resp.header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         loop {
             let mut line = Vec::new();
             while !line.ends_with(b"\r\n") {
                 s.read_exact(&mut byte).ok()?;
                 line.push(byte[0]);
             }
-            let size =
-                usize::from_str_radix(String::from_utf8_lossy(&line).trim().split(';').next()?, 16)
-                    .ok()?;
+            let size = usize::from_str_radix(String::from_utf8_lossy(&line).trim().split(';').next()?, 16).ok()?;
             if size == 0 {
                 let mut crlf = [0u8; 2];
                 s.read_exact(&mut crlf).ok()?;
@@ -160,10 +133,6 @@ pub fn read_response(s: &mut impl Read, head_request: bool) -> Option<Resp> {
 
 pub fn get(addr: SocketAddr, path: &str) -> Resp {
     let mut s = connect(addr);
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").unwrap();
     read_response(&mut s, false).unwrap()
 }
