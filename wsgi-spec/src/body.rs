@@ -69,30 +69,17 @@ impl FileBody {
         use std::io::Seek;
         let meta = file.metadata()?;
         if !meta.is_file() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "not a regular file",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
         }
         let offset = file.stream_position()?;
         let len = meta.len().saturating_sub(offset);
-        Ok(FileBody {
-            file,
-            offset,
-            len,
-            block_size: Self::DEFAULT_BLOCK_SIZE,
-        })
+        Ok(FileBody { file, offset, len, block_size: Self::DEFAULT_BLOCK_SIZE })
     }
 
     /// Send `len` bytes of `file` starting at `offset` (a byte range).
     #[must_use]
     pub fn with_range(file: File, offset: u64, len: u64) -> FileBody {
-        FileBody {
-            file,
-            offset,
-            len,
-            block_size: Self::DEFAULT_BLOCK_SIZE,
-        }
+        FileBody { file, offset, len, block_size: Self::DEFAULT_BLOCK_SIZE }
     }
 
     /// Read in blocks of `size` bytes when iterated (the second argument of
@@ -154,9 +141,7 @@ impl FileBody {
         if self.len == 0 {
             return Ok(None);
         }
-        let want = usize::try_from(self.len)
-            .unwrap_or(usize::MAX)
-            .min(self.block_size);
+        let want = usize::try_from(self.len).unwrap_or(usize::MAX).min(self.block_size);
         let mut buf = vec![0u8; want];
         let n = loop {
             match self.file.read_at(&mut buf, self.offset) {
@@ -166,10 +151,7 @@ impl FileBody {
             }
         };
         if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "file shrank while being sent",
-            ));
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while being sent"));
         }
         buf.truncate(n);
         self.advance(n as u64);
@@ -234,6 +216,9 @@ impl Body {
     }
 
     /// A lazy body from an iterator of fallible chunks (a generator).
+    // Not `FromIterator`: the iterator is kept, so it must be `Send + 'static`,
+    // bounds `FromIterator::from_iter` cannot require.
+    #[allow(clippy::should_implement_trait)]
     pub fn from_iter<I, B, E>(iter: I) -> Body
     where
         I: IntoIterator<Item = Result<B, E>>,
@@ -256,10 +241,7 @@ impl Body {
     }
 
     fn from_kind(kind: Kind) -> Body {
-        Body {
-            kind,
-            on_close: Vec::new(),
-        }
+        Body { kind, on_close: Vec::new() }
     }
 
     /// Run `hook` when the body is closed (dropped), after the iterator
@@ -356,10 +338,7 @@ impl fmt::Debug for Body {
             Kind::Iter(_) => "iter",
             Kind::File(_) => "file",
         };
-        f.debug_struct("Body")
-            .field("kind", &kind)
-            .field("len_hint", &self.len_hint())
-            .finish()
+        f.debug_struct("Body").field("kind", &kind).field("len_hint", &self.len_hint()).finish()
     }
 }
 

@@ -206,10 +206,7 @@ impl ResponseDriver {
             file.truncate(d.saturating_sub(self.sent));
             if head.is_some() && file.len() < d {
                 self.committed = false;
-                return Err(Error::ShortBody {
-                    expected: d,
-                    sent: 0,
-                });
+                return Err(Error::ShortBody { expected: d, sent: 0 });
             }
         }
         self.sent += file.len();
@@ -226,21 +223,14 @@ impl ResponseDriver {
     /// [`error_response`](Self::error_response) still gives a clean 500.
     pub fn finish(&mut self) -> Result<Option<ResponseHead>, Error> {
         self.finished = true;
-        let head = if self.committed {
-            None
-        } else {
-            Some(self.commit(Some(self.sent))?)
-        };
+        let head = if self.committed { None } else { Some(self.commit(Some(self.sent))?) };
         if let Some(expected) = self.declared {
             if !self.no_body && self.sent < expected {
                 if head.is_some() {
                     // The head was never handed out: keep it uncommitted.
                     self.committed = false;
                 }
-                return Err(Error::ShortBody {
-                    expected,
-                    sent: self.sent,
-                });
+                return Err(Error::ShortBody { expected, sent: self.sent });
             }
         }
         Ok(head)
@@ -256,26 +246,11 @@ impl ResponseDriver {
         self.committed = true;
         let body = Bytes::from_static(b"Internal Server Error\n");
         let mut headers = HeaderMap::new();
-        headers.insert(
-            CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; charset=utf-8"),
-        );
-        let framing = if self.head_request {
-            Framing::NoBody
-        } else {
-            Framing::Length(body.len() as u64)
-        };
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+        let framing = if self.head_request { Framing::NoBody } else { Framing::Length(body.len() as u64) };
         headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-        let body = if self.head_request {
-            Bytes::new()
-        } else {
-            body
-        };
-        let head = ResponseHead {
-            status: StatusCode::INTERNAL_SERVER_ERROR.into(),
-            headers,
-            framing,
-        };
+        let body = if self.head_request { Bytes::new() } else { body };
+        let head = ResponseHead { status: StatusCode::INTERNAL_SERVER_ERROR.into(), headers, framing };
         Some((head, body))
     }
 
@@ -295,16 +270,11 @@ impl ResponseDriver {
 
     fn commit(&mut self, known_total: Option<u64>) -> Result<ResponseHead, Error> {
         let Some((status, mut headers)) = self.pending.take() else {
-            return Err(if self.finished {
-                Error::NeverStarted
-            } else {
-                Error::BodyBeforeStart
-            });
+            return Err(if self.finished { Error::NeverStarted } else { Error::BodyBeforeStart });
         };
         let code = status.code();
-        let bodiless_status = code.is_informational()
-            || code == StatusCode::NO_CONTENT
-            || code == StatusCode::NOT_MODIFIED;
+        let bodiless_status =
+            code.is_informational() || code == StatusCode::NO_CONTENT || code == StatusCode::NOT_MODIFIED;
         self.no_body = bodiless_status || self.head_request;
         let declared = declared_length(&headers)?;
         if code.is_informational() || code == StatusCode::NO_CONTENT {
@@ -328,11 +298,7 @@ impl ResponseDriver {
         };
         self.committed = true;
         self.pending = Some((status.clone(), HeaderMap::new()));
-        Ok(ResponseHead {
-            status,
-            headers,
-            framing,
-        })
+        Ok(ResponseHead { status, headers, framing })
     }
 }
 
@@ -355,9 +321,7 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
     let parse = |v: &HeaderValue| -> Result<u64, Error> {
         let s = v.as_bytes();
         if s.is_empty() || s.len() > 19 || !s.iter().all(u8::is_ascii_digit) {
-            return Err(Error::InvalidContentLength(
-                String::from_utf8_lossy(s).into_owned(),
-            ));
+            return Err(Error::InvalidContentLength(String::from_utf8_lossy(s).into_owned()));
         }
         std::str::from_utf8(s)
             .ok()

@@ -180,29 +180,12 @@ impl Environ {
     /// authority, else `Host`, else the local address (ENV-8).
     #[must_use]
     pub fn from_request(parts: http::request::Parts, input: Input, server: &ServerInfo) -> Environ {
-        let http::request::Parts {
-            method,
-            uri,
-            version,
-            mut headers,
-            mut extensions,
-            ..
-        } = parts;
-        let conn = extensions
-            .get::<ConnectionInfo>()
-            .copied()
-            .unwrap_or_default();
-        let script_name = extensions
-            .remove::<ScriptName>()
-            .map(|s| s.0)
-            .unwrap_or_default();
+        let http::request::Parts { method, uri, version, mut headers, mut extensions, .. } = parts;
+        let conn = extensions.get::<ConnectionInfo>().copied().unwrap_or_default();
+        let script_name = extensions.remove::<ScriptName>().map(|s| s.0).unwrap_or_default();
 
         // Header names with '_' would collide with '-' names in HTTP_* keys.
-        let underscored: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| k.as_str().contains('_'))
-            .cloned()
-            .collect();
+        let underscored: Vec<HeaderName> = headers.keys().filter(|k| k.as_str().contains('_')).cloned().collect();
         for name in underscored {
             headers.remove(&name);
         }
@@ -210,51 +193,40 @@ impl Environ {
         // a `Host` field is then replaced by it (RFC 9112 3.2.2). Userinfo
         // is never part of the host.
         if let Some(auth) = uri.authority() {
-            let host = auth
-                .as_str()
-                .rsplit_once('@')
-                .map_or(auth.as_str(), |(_, host)| host);
+            let host = auth.as_str().rsplit_once('@').map_or(auth.as_str(), |(_, host)| host);
             if let Ok(v) = HeaderValue::from_str(host) {
                 headers.insert(HOST, v);
             }
         }
 
+        // An absolute-form target is kept as sent; HTTP/2 has no request
+        // line, so its RAW_URI is `:path` (hyper puts scheme and authority
+        // into every HTTP/2 URI).
         let raw_uri = match uri.scheme() {
-            Some(_) => Bytes::from(uri.to_string()),
-            None => match uri.path_and_query() {
+            Some(_) if version < Version::HTTP_2 => Bytes::from(uri.to_string()),
+            _ => match uri.path_and_query() {
                 Some(pq) => Bytes::copy_from_slice(pq.as_str().as_bytes()),
                 None => Bytes::from_static(b"/"),
             },
         };
-        let path = if method == Method::OPTIONS && uri.path() == "*" {
-            "*"
-        } else {
-            uri.path()
-        };
+        let path = if method == Method::OPTIONS && uri.path() == "*" { "*" } else { uri.path() };
         let mut path_info = percent_decode(path.as_bytes());
         let script_name = normalize_script_name(script_name);
         // Strip the mount point only at a segment boundary: `/app` is the
         // SCRIPT_NAME of `/app` and `/app/x`, never of `/apple` (ENV-3).
         if !script_name.is_empty()
             && path_info.starts_with(&script_name)
-            && path_info
-                .get(script_name.len())
-                .is_none_or(|&b| b == b'/')
+            && path_info.get(script_name.len()).is_none_or(|&b| b == b'/')
         {
             path_info = path_info.slice(script_name.len()..);
         }
         let query_string = Bytes::copy_from_slice(uri.query().unwrap_or("").as_bytes());
 
-        let url_scheme = if conn.secure {
-            Scheme::Https
-        } else {
-            Scheme::Http
-        };
+        let url_scheme = if conn.secure { Scheme::Https } else { Scheme::Http };
         let (server_name, server_port) = server_name_port(&headers, url_scheme, &conn);
 
         let mut vars = server.vars.clone();
-        vars.entry("SERVER_SOFTWARE".to_owned())
-            .or_insert_with(|| server.software.to_string());
+        vars.entry("SERVER_SOFTWARE".to_owned()).or_insert_with(|| server.software.to_string());
         extensions.insert(InputTerminated);
         if server.file_wrapper {
             extensions.insert(FileWrapper);
@@ -286,13 +258,7 @@ impl Environ {
     /// `CONTENT_LENGTH` as a number, when the request had a valid one.
     #[must_use]
     pub fn content_length(&self) -> Option<u64> {
-        self.headers
-            .get(CONTENT_LENGTH)?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        self.headers.get(CONTENT_LENGTH)?.to_str().ok()?.trim().parse().ok()
     }
 
     /// `CONTENT_TYPE`, when the request had one.
@@ -342,7 +308,7 @@ impl Environ {
             "REMOTE_PORT" => self.remote_port.and_then(|p| s(p.to_string())),
             "RAW_URI" => Some(Cow::Borrowed(&self.raw_uri)),
             "wsgi.url_scheme" => Some(Cow::Borrowed(self.url_scheme.as_str().as_bytes())),
-            _ => self.vars.get(key).map(|v| Cow::Borrowed(v.as_bytes())),
+            _ => self.vars.get(key).map(|v| latin1(v)),
         }
     }
 
@@ -351,8 +317,7 @@ impl Environ {
     /// [`vars`](Environ::vars). Keys whose value is absent are left out (ENV-14).
     #[must_use]
     pub fn cgi_vars(&self) -> Vec<(Cow<'_, str>, Cow<'_, [u8]>)> {
-        let mut out =
-            Vec::with_capacity(CORE_KEYS.len() + self.headers.keys_len() + self.vars.len() + 1);
+        let mut out = Vec::with_capacity(CORE_KEYS.len() + self.headers.keys_len() + self.vars.len() + 1);
         for key in CORE_KEYS {
             if let Some(v) = self.get(key) {
                 out.push((Cow::Borrowed(key), v));
@@ -366,19 +331,26 @@ impl Environ {
                 out.push((Cow::Owned(http_key(name)), v));
             }
         }
-        out.push((
-            Cow::Borrowed("wsgi.url_scheme"),
-            Cow::Borrowed(self.url_scheme.as_str().as_bytes()),
-        ));
+        out.push((Cow::Borrowed("wsgi.url_scheme"), Cow::Borrowed(self.url_scheme.as_str().as_bytes())));
         for (k, v) in &self.vars {
-            if !CORE_KEYS.contains(&k.as_str())
-                && !k.starts_with("HTTP_")
-                && k != "wsgi.url_scheme"
-            {
-                out.push((Cow::Borrowed(k.as_str()), Cow::Borrowed(v.as_bytes())));
+            if !CORE_KEYS.contains(&k.as_str()) && !k.starts_with("HTTP_") && k != "wsgi.url_scheme" {
+                out.push((Cow::Borrowed(k.as_str()), latin1(v)));
             }
         }
         out
+    }
+}
+
+/// A native string's bytes: its latin-1 encoding (UNI-3). A string with a
+/// character above U+00FF breaks UNI-1 and has no latin-1 encoding; it is
+/// passed on as UTF-8 (and [`Lint`](crate::lint::Lint) reports it).
+fn latin1(s: &str) -> Cow<'_, [u8]> {
+    if s.is_ascii() {
+        return Cow::Borrowed(s.as_bytes());
+    }
+    match s.chars().map(|c| u8::try_from(u32::from(c))).collect() {
+        Ok(bytes) => Cow::Owned(bytes),
+        Err(_) => Cow::Borrowed(s.as_bytes()),
     }
 }
 
@@ -388,11 +360,7 @@ pub fn http_key(name: &HeaderName) -> String {
     let mut key = String::with_capacity(5 + name.as_str().len());
     key.push_str("HTTP_");
     for c in name.as_str().chars() {
-        key.push(if c == '-' {
-            '_'
-        } else {
-            c.to_ascii_uppercase()
-        });
+        key.push(if c == '-' { '_' } else { c.to_ascii_uppercase() });
     }
     key
 }

@@ -34,19 +34,13 @@ impl MemorySink {
     /// The lines logged so far.
     #[must_use]
     pub fn lines(&self) -> Vec<String> {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 }
 
 impl ErrorSink for MemorySink {
     fn line(&self, line: &str) {
-        self.0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(line.to_owned());
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line.to_owned());
     }
 }
 
@@ -86,12 +80,7 @@ impl Errors {
     /// A stream writing into a shared sink.
     #[must_use]
     pub fn from_arc(sink: Arc<dyn ErrorSink>) -> Errors {
-        Errors {
-            inner: Arc::new(ErrorsInner {
-                sink,
-                partial: Mutex::new(String::new()),
-            }),
-        }
+        Errors { inner: Arc::new(ErrorsInner { sink, partial: Mutex::new(String::new()) }) }
     }
 
     /// A stream writing to standard error.
@@ -102,11 +91,7 @@ impl Errors {
 
     /// `write(str)`: append text; complete lines go to the sink.
     pub fn write(&self, text: &str) {
-        let mut partial = self
-            .inner
-            .partial
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut partial = self.inner.partial.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         partial.push_str(text);
         while let Some(i) = partial.find('\n') {
             let line: String = partial.drain(..=i).collect();
@@ -127,11 +112,7 @@ impl Errors {
 
     /// `flush()`: pass on a pending partial line (ERR-4).
     pub fn flush(&self) {
-        let mut partial = self
-            .inner
-            .partial
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut partial = self.inner.partial.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !partial.is_empty() {
             let line = std::mem::take(&mut *partial);
             self.inner.sink.line(&line);
@@ -141,10 +122,7 @@ impl Errors {
 
 impl Drop for ErrorsInner {
     fn drop(&mut self) {
-        let partial = self
-            .partial
-            .get_mut()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let partial = self.partial.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
         if !partial.is_empty() {
             self.sink.line(partial);
         }

@@ -36,9 +36,7 @@ pub struct EarlyHints(Arc<dyn Fn(HeaderMap) -> Result<(), Error> + Send + Sync>)
 
 impl EarlyHints {
     /// A handle that calls `send` with the hint headers.
-    pub fn new(
-        send: impl Fn(HeaderMap) -> Result<(), Error> + Send + Sync + 'static,
-    ) -> EarlyHints {
+    pub fn new(send: impl Fn(HeaderMap) -> Result<(), Error> + Send + Sync + 'static) -> EarlyHints {
         EarlyHints(Arc::new(send))
     }
 

@@ -89,13 +89,12 @@ struct Shared<S> {
 impl<S: ResponseSink> Shared<S> {
     fn emit(&mut self, emit: Emit) -> Result<(), Error> {
         if let Some(head) = emit.head {
-            self.status = Some(head.status.code());
+            let code = head.status.code();
             self.sink.send_head(head).map_err(Error::Disconnected)?;
+            self.status = Some(code);
         }
         if !emit.data.is_empty() {
-            self.sink
-                .send_data(emit.data)
-                .map_err(Error::Disconnected)?;
+            self.sink.send_data(emit.data).map_err(Error::Disconnected)?;
         }
         Ok(())
     }
@@ -149,18 +148,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 pub fn run<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) -> Outcome {
     let driver = ResponseDriver::new(&environ.method, environ.protocol);
     let errors = environ.errors.clone();
-    let shared = Arc::new(Mutex::new(Shared {
-        driver,
-        sink,
-        status: None,
-    }));
+    let shared = Arc::new(Mutex::new(Shared { driver, sink, status: None }));
 
     let start_response = {
         let shared = Arc::clone(&shared);
         StartResponse::from_fn(move |status, headers, exc_info| {
-            lock(&shared)
-                .driver
-                .start_response(status, headers, exc_info)?;
+            lock(&shared).driver.start_response(status, headers, exc_info)?;
             let shared = Arc::clone(&shared);
             Ok(Write::from_fn(move |data| {
                 let mut g = lock(&shared);
@@ -194,12 +187,8 @@ pub fn run<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) ->
             errors.write(&format!("error handling request: {err}\n"));
             match g.driver.error_response() {
                 Some((head, body)) => {
-                    g.status = Some(head.status.code());
                     let sent = g
-                        .emit(Emit {
-                            head: Some(head),
-                            data: body,
-                        })
+                        .emit(Emit { head: Some(head), data: body })
                         .and_then(|()| g.sink.finish().map_err(Error::Disconnected));
                     if let Err(e) = sent {
                         errors.write(&format!("could not send the error response: {e}\n"));
@@ -210,11 +199,7 @@ pub fn run<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) ->
             Some(err)
         }
     };
-    Outcome {
-        status: g.status,
-        bytes_sent: g.driver.bytes_sent(),
-        error,
-    }
+    Outcome { status: g.status, bytes_sent: g.driver.bytes_sent(), error }
 }
 
 /// Iterate the body into the sink; the body is dropped (closed) before the
@@ -229,10 +214,7 @@ fn deliver<S: ResponseSink>(shared: &Mutex<Shared<S>>, mut body: Body) -> Result
     }
     let mut g = lock(shared);
     let head = g.driver.finish()?;
-    g.emit(Emit {
-        head,
-        data: Bytes::new(),
-    })?;
+    g.emit(Emit { head, data: Bytes::new() })?;
     g.sink.finish().map_err(Error::Disconnected)
 }
 
@@ -240,10 +222,7 @@ fn stream_body<S: ResponseSink>(shared: &Mutex<Shared<S>>, body: &mut Body) -> R
     if let Some(mut file) = body.take_file() {
         let mut g = lock(shared);
         let head = g.driver.file(&mut file)?;
-        g.emit(Emit {
-            head,
-            data: Bytes::new(),
-        })?;
+        g.emit(Emit { head, data: Bytes::new() })?;
         if !file.is_empty() {
             g.sink.send_file(file).map_err(Error::Disconnected)?;
         }

@@ -73,12 +73,7 @@ impl StartResponse {
     ///
     /// # Errors
     /// As [`start`](Self::start) and [`start_with_exc_info`](Self::start_with_exc_info).
-    pub fn call(
-        &self,
-        status: Status,
-        headers: HeaderMap,
-        exc_info: Option<AppError>,
-    ) -> Result<Write, Error> {
+    pub fn call(&self, status: Status, headers: HeaderMap, exc_info: Option<AppError>) -> Result<Write, Error> {
         (self.0)(status, headers, exc_info)
     }
 }
@@ -124,24 +119,15 @@ impl fmt::Debug for Write {
 
 /// Names of hop-by-hop headers an application must not send (SR-7); any
 /// `proxy-*` name is hop-by-hop too.
-pub const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "te",
-    "trailer",
-    "trailers",
-    "transfer-encoding",
-    "upgrade",
-];
+pub const HOP_BY_HOP: [&str; 7] =
+    ["connection", "keep-alive", "te", "trailer", "trailers", "transfer-encoding", "upgrade"];
 
 /// True for a hop-by-hop header name (SR-7). Names are compared
 /// case-insensitively.
 #[must_use]
 pub fn is_hop_by_hop(name: &str) -> bool {
     HOP_BY_HOP.iter().any(|h| h.eq_ignore_ascii_case(name))
-        || name
-            .get(..6)
-            .is_some_and(|p| p.eq_ignore_ascii_case("proxy-"))
+        || name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("proxy-"))
 }
 
 /// Check response headers as `start_response` must (SR-4, SR-5, SR-7).
@@ -158,11 +144,7 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), Error> {
         if name.as_str() == "status" {
             return Err(Error::InvalidHeader(name.as_str().to_owned()));
         }
-        if value
-            .as_bytes()
-            .iter()
-            .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
-        {
+        if value.as_bytes().iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
             return Err(Error::InvalidHeader(format!("{}: {:?}", name, value)));
         }
     }

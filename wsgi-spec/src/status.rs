@@ -53,10 +53,7 @@ impl Status {
         }
         let code = StatusCode::from_bytes(&raw[..3]).map_err(|_| bad())?;
         let reason = &raw[4..];
-        if !reason
-            .iter()
-            .all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
-        {
+        if !reason.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
             return Err(bad());
         }
         if reason.first().is_some_and(|b| *b == b' ' || *b == b'\t')
@@ -75,11 +72,7 @@ impl Status {
     #[must_use]
     pub fn with_reason(code: StatusCode, reason: Bytes) -> Status {
         let canonical = code.canonical_reason().map(str::as_bytes);
-        let reason = if canonical == Some(&reason[..]) {
-            None
-        } else {
-            Some(reason)
-        };
+        let reason = if canonical == Some(&reason[..]) { None } else { Some(reason) };
         Status { code, reason }
     }
 

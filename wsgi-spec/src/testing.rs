@@ -77,25 +77,15 @@ impl ResponseSink for Sink {
         Ok(())
     }
     fn send_data(&mut self, data: Bytes) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .chunks
-            .push(data);
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).chunks.push(data);
         Ok(())
     }
     fn finish(&mut self) -> std::io::Result<()> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .finished = true;
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).finished = true;
         Ok(())
     }
     fn abort(&mut self, _error: &Error) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .aborted = true;
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).aborted = true;
     }
 }
 
@@ -114,11 +104,7 @@ impl TestClient {
             errors: Errors::new(errors.clone()),
             ..ServerInfo::default()
         };
-        TestClient {
-            app,
-            server,
-            errors,
-        }
+        TestClient { app, server, errors }
     }
 
     /// Use these server settings (`wsgi.multithread` and so on); the errors
@@ -142,9 +128,7 @@ impl TestClient {
     /// When `uri` is not a valid request target.
     #[must_use]
     pub fn get(&self, uri: &str) -> TestResponse {
-        let req = http::Request::get(uri)
-            .body(Bytes::new())
-            .expect("a valid request target");
+        let req = http::Request::get(uri).body(Bytes::new()).expect("a valid request target");
         self.request(req)
     }
 
@@ -164,11 +148,7 @@ impl TestClient {
             .headers
             .get(http::header::TRANSFER_ENCODING)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
-        let input = if chunked {
-            Input::new(std::io::Cursor::new(body), None)
-        } else {
-            Input::from_bytes(body)
-        };
+        let input = if chunked { Input::new(std::io::Cursor::new(body), None) } else { Input::from_bytes(body) };
         let environ = Environ::from_request(parts, input, &self.server);
         self.call(environ)
     }
@@ -187,11 +167,7 @@ impl TestClient {
         }
         let (status, headers, framing) = match head {
             Some(h) => (h.status, h.headers, Some(h.framing)),
-            None => (
-                Status::from_code(StatusCode::INTERNAL_SERVER_ERROR),
-                HeaderMap::new(),
-                None,
-            ),
+            None => (Status::from_code(StatusCode::INTERNAL_SERVER_ERROR), HeaderMap::new(), None),
         };
         TestResponse {
             status: status.code(),
