@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http::StatusCode;
 
 use crate::driver::{Emit, ResponseDriver, ResponseHead};
-use crate::{Application, Body, Environ, Error, FileBody, StartResponse, Write};
+use crate::{Application, Body, Environ, Error, Errors, FileBody, StartResponse, Write};
 
 /// Where [`run`] delivers a response: the server's side of one request.
 ///
@@ -146,6 +146,44 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// never on an async runtime's worker thread. The body is dropped on the
 /// calling thread.
 pub fn run<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) -> Outcome {
+    match start(app, environ, sink) {
+        Step::Done(outcome) => outcome,
+        Step::Paused(running) => running.finish(),
+    }
+}
+
+/// Where a request stands after [`start`] or [`Running::resume`].
+#[derive(Debug)]
+#[must_use]
+pub enum Step<S: ResponseSink> {
+    /// The request is over.
+    Done(Outcome),
+    /// The body is not finished; resume it, possibly on another thread.
+    Paused(Running<S>),
+}
+
+/// A request whose application returned its body, not yet fully delivered.
+///
+/// Dropping it closes the body (BODY-3) without finishing the response.
+pub struct Running<S: ResponseSink> {
+    shared: Arc<Mutex<Shared<S>>>,
+    body: Option<Body>,
+    errors: Errors,
+}
+
+impl<S: ResponseSink> std::fmt::Debug for Running<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("body", &self.body).finish_non_exhaustive()
+    }
+}
+
+/// Call the application and stop before iterating its body: the first step
+/// of [`run`], for servers that run part of a request on one thread and the
+/// rest on another.
+///
+/// # Blocking
+/// Runs application code.
+pub fn start<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) -> Step<S> {
     let driver = ResponseDriver::new(&environ.method, environ.protocol);
     let errors = environ.errors.clone();
     let shared = Arc::new(Mutex::new(Shared { driver, sink, status: None }));
@@ -173,13 +211,65 @@ pub fn run<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) ->
     let result = match called {
         Ok(Ok(body)) => {
             lock(&shared).driver.app_returned();
-            deliver(&shared, body)
+            return Step::Paused(Running { shared, body: Some(body), errors });
         }
-        Ok(Err(e)) => Err(Error::App(e)),
-        Err(p) => Err(Error::Panic(panic_message(p.as_ref()))),
+        Ok(Err(e)) => Error::App(e),
+        Err(p) => Error::Panic(panic_message(p.as_ref())),
     };
+    Step::Done(conclude(&shared, &errors, Err(result)))
+}
 
-    let mut g = lock(&shared);
+impl<S: ResponseSink> Running<S> {
+    /// Iterate the body into the sink until it ends, or until `budget`
+    /// more body bytes were handed to the sink (`None`: no limit). A file
+    /// body is sent in one step, so with a budget it pauses before it.
+    ///
+    /// # Blocking
+    /// Runs application code.
+    pub fn resume(mut self, budget: Option<u64>) -> Step<S> {
+        let Some(mut body) = self.body.take() else {
+            return Step::Done(conclude(&self.shared, &self.errors, Ok(())));
+        };
+        let limit = budget.map(|b| lock(&self.shared).driver.bytes_sent().saturating_add(b));
+        match stream_body(&self.shared, &mut body, limit) {
+            Ok(Flow::Paused) => {
+                self.body = Some(body);
+                Step::Paused(self)
+            }
+            Ok(Flow::Ended) => Step::Done(conclude(&self.shared, &self.errors, close_and_finish(&self.shared, body))),
+            Err(e) => {
+                // close() even on error; a panic in it is secondary.
+                let _ = catch_unwind(AssertUnwindSafe(move || drop(body)));
+                Step::Done(conclude(&self.shared, &self.errors, Err(e)))
+            }
+        }
+    }
+
+    /// Deliver the rest of the response.
+    ///
+    /// # Blocking
+    /// Runs application code.
+    pub fn finish(self) -> Outcome {
+        let mut step = self.resume(None);
+        loop {
+            match step {
+                Step::Done(outcome) => return outcome,
+                Step::Paused(r) => step = r.resume(None),
+            }
+        }
+    }
+
+    /// Use the sink, e.g. to switch how it delivers before resuming on
+    /// another thread.
+    pub fn with_sink<R>(&self, f: impl FnOnce(&mut S) -> R) -> R {
+        f(&mut lock(&self.shared).sink)
+    }
+}
+
+/// Turn the result of a request into its outcome: on an error, log it to
+/// `wsgi.errors` and answer 500 if the head was not sent, else abort.
+fn conclude<S: ResponseSink>(shared: &Mutex<Shared<S>>, errors: &Errors, result: Result<(), Error>) -> Outcome {
+    let mut g = lock(shared);
     let error = match result {
         Ok(()) => None,
         Err(Error::Disconnected(e)) => Some(Error::Disconnected(e)),
@@ -202,14 +292,10 @@ pub fn run<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) ->
     Outcome { status: g.status, bytes_sent: g.driver.bytes_sent(), error }
 }
 
-/// Iterate the body into the sink; the body is dropped (closed) before the
-/// response is finished, on every path.
-fn deliver<S: ResponseSink>(shared: &Mutex<Shared<S>>, mut body: Body) -> Result<(), Error> {
-    let streamed = stream_body(shared, &mut body);
+/// The body ended: close it (drop), then finish the response.
+fn close_and_finish<S: ResponseSink>(shared: &Mutex<Shared<S>>, body: Body) -> Result<(), Error> {
     // close(): runs application code, so it may panic too.
-    let closed = catch_unwind(AssertUnwindSafe(move || drop(body)));
-    streamed?;
-    if let Err(p) = closed {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(move || drop(body))) {
         return Err(Error::Panic(panic_message(p.as_ref())));
     }
     let mut g = lock(shared);
@@ -218,19 +304,35 @@ fn deliver<S: ResponseSink>(shared: &Mutex<Shared<S>>, mut body: Body) -> Result
     g.sink.finish().map_err(Error::Disconnected)
 }
 
-fn stream_body<S: ResponseSink>(shared: &Mutex<Shared<S>>, body: &mut Body) -> Result<(), Error> {
-    if let Some(mut file) = body.take_file() {
-        let mut g = lock(shared);
-        let head = g.driver.file(&mut file)?;
-        g.emit(Emit { head, data: Bytes::new() })?;
-        if !file.is_empty() {
-            g.sink.send_file(file).map_err(Error::Disconnected)?;
+enum Flow {
+    Ended,
+    Paused,
+}
+
+fn stream_body<S: ResponseSink>(shared: &Mutex<Shared<S>>, body: &mut Body, limit: Option<u64>) -> Result<Flow, Error> {
+    if body.is_file() {
+        if limit.is_some() {
+            return Ok(Flow::Paused);
         }
-        return Ok(());
+        if let Some(mut file) = body.take_file() {
+            let mut g = lock(shared);
+            let head = g.driver.file(&mut file)?;
+            g.emit(Emit { head, data: Bytes::new() })?;
+            if !file.is_empty() {
+                g.sink.send_file(file).map_err(Error::Disconnected)?;
+            }
+        }
+        return Ok(Flow::Ended);
     }
     loop {
-        if lock(shared).driver.is_complete() {
-            return Ok(());
+        {
+            let g = lock(shared);
+            if g.driver.is_complete() {
+                return Ok(Flow::Ended);
+            }
+            if limit.is_some_and(|l| g.driver.bytes_sent() >= l) {
+                return Ok(Flow::Paused);
+            }
         }
         // The lock is not held while application code runs: the body may
         // call start_response lazily (SR-17).
@@ -238,13 +340,13 @@ fn stream_body<S: ResponseSink>(shared: &Mutex<Shared<S>>, body: &mut Body) -> R
         let chunk = match next {
             Ok(Some(Ok(chunk))) => chunk,
             Ok(Some(Err(e))) => return Err(Error::App(e)),
-            Ok(None) => return Ok(()),
+            Ok(None) => return Ok(Flow::Ended),
             Err(p) => return Err(Error::Panic(panic_message(p.as_ref()))),
         };
-        let mut g = lock(shared);
         if chunk.is_empty() {
             continue;
         }
+        let mut g = lock(shared);
         let emit = g.driver.data(chunk, body.len_hint())?;
         g.emit(emit)?;
     }

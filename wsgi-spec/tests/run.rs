@@ -639,3 +639,53 @@ fn strm_1_a_chunk_is_out_while_the_app_makes_the_next() {
         "the first chunk reached the sink before the second was asked for"
     );
 }
+
+/// `run::start` + `Running::resume` split a request across threads (the
+/// server's inline mode): a budget pauses iteration, the rest resumes on
+/// another thread, the bytes and their order are those of `run`.
+#[test]
+fn body_1_start_and_resume_deliver_the_same_bytes_across_threads() {
+    use wsgi_spec::run::{start, Step as RunStep};
+    let rec = Rec::new();
+    let app = |_env: Environ, sr: StartResponse| -> AppResult {
+        sr.start(StatusCode::OK, HeaderMap::new())?;
+        Ok(Body::from_iter((0..6).map(|i| Ok::<_, AppError>(Bytes::from(format!("{i}-"))))))
+    };
+    let env = get();
+    let running = match start(&app, env, Sink::new(&rec)) {
+        RunStep::Paused(r) => r,
+        RunStep::Done(o) => panic!("app finished before iteration: {o:?}"),
+    };
+    // Nothing iterated yet: the head is held.
+    assert!(rec.heads().is_empty());
+    let running = match running.resume(Some(4)) {
+        RunStep::Paused(r) => r,
+        RunStep::Done(o) => panic!("budget ignored: {o:?}"),
+    };
+    assert_eq!(rec.body(), "0-1-", "paused once 4 bytes were handed over");
+    let outcome = std::thread::spawn(move || running.finish()).join().unwrap();
+    assert!(outcome.is_complete());
+    assert_eq!(rec.body(), "0-1-2-3-4-5-");
+    assert!(rec.finished());
+}
+
+/// Dropping a paused request closes its body (BODY-3).
+#[test]
+fn body_3_dropping_a_paused_request_closes_the_body() {
+    use wsgi_spec::run::start;
+    let closed = Arc::new(AtomicUsize::new(0));
+    let c = Arc::clone(&closed);
+    let app = move |_env: Environ, sr: StartResponse| -> AppResult {
+        sr.start(StatusCode::OK, HeaderMap::new())?;
+        let c = Arc::clone(&c);
+        Ok(Body::from_iter((0..3).map(|_| Ok::<_, AppError>(Bytes::from_static(b"x")))).on_close(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        }))
+    };
+    let rec = Rec::new();
+    let env = get();
+    let step = start(&app, env, Sink::new(&rec));
+    assert_eq!(closed.load(Ordering::SeqCst), 0);
+    drop(step);
+    assert_eq!(closed.load(Ordering::SeqCst), 1);
+}
