@@ -13,7 +13,7 @@ export BENCH_VENV=${BENCH_VENV:-/tmp/venv-bench}
 out=${OUT:-/tmp/bench-rust-hello}
 cd "$shared"
 python3 bench/run.py \
-  --add-server "wsgi-server=$root/target/release/serve hello --bind {host}:{port} --threads 4" \
-  --add-server "wsgi-server-inline=$root/target/release/serve hello --bind {host}:{port} --threads 4 --inline" \
+  --add-server "wsgi-server=$root/target/release/serve hello --bind {host}:{port} --threads 4 --io-threads 1" \
+  --add-server "wsgi-server-inline=$root/target/release/serve hello --bind {host}:{port} --threads 4 --inline --io-threads 1" \
   --servers wsgi-server,wsgi-server-inline,hyper-raw --apps hello --workers 1 --conns 64 \
   --rounds "${ROUNDS:-5}" --duration "${DURATION:-10}" --warmup 2 --out "$out" "$@"

@@ -73,11 +73,20 @@ impl AppPool {
     /// # Errors
     /// [`PoolFull`].
     pub fn try_submit(&self, job: impl FnOnce() + Send + 'static) -> Result<(), PoolFull> {
+        self.try_submit_or_return(job).map_err(|_| PoolFull)
+    }
+
+    /// Like [`try_submit`](Self::try_submit), giving the job back when
+    /// the pool is full.
+    ///
+    /// # Errors
+    /// The job, not run.
+    pub fn try_submit_or_return<F: FnOnce() + Send + 'static>(&self, job: F) -> Result<(), F> {
         let inner = &self.inner;
         let mut cur = inner.admitted.load(Ordering::Relaxed);
         loop {
             if cur >= inner.capacity {
-                return Err(PoolFull);
+                return Err(job);
             }
             match inner.admitted.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => break,
@@ -89,8 +98,10 @@ impl AppPool {
             let _guard = guard;
             job();
         });
-        // Capacity is reserved above, so the channel has room.
-        inner.tx.try_send(job).map_err(|_| PoolFull)
+        // Capacity is reserved above, so the channel has room; a send can
+        // only fail once the workers are gone (then the job is dropped).
+        let _ = inner.tx.try_send(job);
+        Ok(())
     }
 }
 

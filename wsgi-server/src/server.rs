@@ -12,13 +12,13 @@ use tokio::sync::{watch, Notify, Semaphore};
 use wsgi_spec::ext::ConnectionInfo;
 use wsgi_spec::{ServerInfo, SharedApp};
 
+use crate::accesslog::AccessLog;
 use crate::bind::{listen, Bind, Listener};
 use crate::guard::Limits;
 use crate::io::GuardedIo;
 use crate::pool::AppPool;
-use crate::service::SpecService;
-use crate::accesslog::AccessLog;
 use crate::proxy::ForwardedAllow;
+use crate::service::SpecService;
 use crate::Error;
 
 /// The default `wsgi.errors` destination: `tracing` error events.
@@ -81,6 +81,8 @@ pub struct Server {
     info: ServerInfo,
     forwarded: ForwardedAllow,
     access_log: Option<AccessLog>,
+    inline: bool,
+    io_threads: usize,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsFiles>,
 }
@@ -115,6 +117,8 @@ impl Server {
             },
             forwarded: ForwardedAllow::default(),
             access_log: None,
+            inline: false,
+            io_threads: 0,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -238,6 +242,23 @@ impl Server {
         self
     }
 
+    /// Run the app inline on the runtime threads for requests with small
+    /// bodies (see [`SpecService::inline`]): fastest for quick apps, but a
+    /// slow request stalls the other connections of its thread.
+    #[must_use]
+    pub fn inline(mut self, on: bool) -> Server {
+        self.inline = on;
+        self
+    }
+
+    /// Runtime (I/O) threads used by [`Bound::run_until`]; 0, the default,
+    /// means one per CPU.
+    #[must_use]
+    pub fn io_threads(mut self, n: usize) -> Server {
+        self.io_threads = n;
+        self
+    }
+
     /// Write an access log (off by default, as in Gunicorn).
     #[must_use]
     pub fn access_log(mut self, log: AccessLog) -> Server {
@@ -329,7 +350,8 @@ impl Bound {
         let pool = AppPool::new(server.threads, server.backlog).map_err(Error::Io)?;
         let service = SpecService::new(app, pool, server.info.clone())
             .forwarded_allow(server.forwarded.clone())
-            .access_log(server.access_log.clone());
+            .access_log(server.access_log.clone())
+            .inline(server.inline);
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()
@@ -406,7 +428,11 @@ impl Bound {
     /// # Errors
     /// As [`serve`](Bound::serve), or when the runtime cannot start.
     pub fn run_until(self, app: SharedApp, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(Error::Io)?;
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        if self.server.io_threads > 0 {
+            builder.worker_threads(self.server.io_threads);
+        }
+        let rt = builder.thread_name("wsgi-io").enable_all().build().map_err(Error::Io)?;
         let handle = self.shutdown_handle();
         rt.block_on(async move {
             tokio::spawn(async move {
@@ -512,9 +538,9 @@ fn spawn_tls_conn(
     };
     let timeout = Duration::from_secs(10);
     tokio::spawn(async move {
-        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => spawn_conn(tls, info, &ctx, permit),
-            Ok(Err(_)) | Err(_) => {}
+        // A failed or slow handshake just ends the connection.
+        if let Ok(Ok(tls)) = tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            spawn_conn(tls, info, &ctx, permit);
         }
     });
 }

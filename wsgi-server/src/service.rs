@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, SERVER, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, SERVER, TRANSFER_ENCODING};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use tokio::sync::oneshot;
@@ -22,6 +22,7 @@ use crate::accesslog::{AccessLog, Record};
 use crate::bridge::{BodyReader, BoxError, ChannelSink, ResponseBody, Start};
 use crate::pool::AppPool;
 use crate::proxy::{self, ForwardedAllow};
+use wsgi_spec::run::{self, Outcome, Step};
 
 /// A spec application served over HTTP: turns an `http::Request` into an
 /// `http::Response`, running the app on an [`AppPool`] thread.
@@ -42,6 +43,42 @@ struct Shared {
     server_header: HeaderValue,
     forwarded: ForwardedAllow,
     access_log: Option<AccessLog>,
+    inline: bool,
+}
+
+/// Inline mode reads request bodies up to this size before calling the app;
+/// larger or chunked bodies go to an app thread, streamed.
+const INLINE_BODY_MAX: u64 = 64 * 1024;
+/// Inline mode keeps at most this much of a response before moving the
+/// rest of the request to an app thread.
+const INLINE_BUDGET: u64 = 256 * 1024;
+
+/// Read a body of `len` bytes (at most [`INLINE_BODY_MAX`]) without
+/// blocking; `None` when it ends short or fails.
+async fn read_small_body<B>(body: B, len: u64) -> Option<Bytes>
+where
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    if len == 0 {
+        return Some(Bytes::new());
+    }
+    let mut body = std::pin::pin!(body);
+    let mut first: Option<Bytes> = None;
+    let mut buf = Vec::new();
+    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+        let Ok(data) = frame.ok()?.into_data() else { continue };
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            Some(f) => {
+                buf.extend_from_slice(&f);
+                buf.extend_from_slice(&data);
+            }
+            None => buf.extend_from_slice(&data),
+        }
+    }
+    let bytes = first.unwrap_or_else(|| Bytes::from(buf));
+    (bytes.len() as u64 == len).then_some(bytes)
 }
 
 impl SpecService {
@@ -51,7 +88,15 @@ impl SpecService {
         info.multithread = pool.threads() > 1;
         let server_header = HeaderValue::from_str(info.software.split('/').next().unwrap_or("wsgi-server"))
             .unwrap_or(HeaderValue::from_static("wsgi-server"));
-        let shared = Shared { app, pool, info, server_header, forwarded: ForwardedAllow::default(), access_log: None };
+        let shared = Shared {
+            app,
+            pool,
+            info,
+            server_header,
+            forwarded: ForwardedAllow::default(),
+            access_log: None,
+            inline: false,
+        };
         SpecService { shared: Arc::new(shared), conn: None }
     }
 
@@ -63,6 +108,26 @@ impl SpecService {
     #[must_use]
     pub fn forwarded_allow(mut self, allow: ForwardedAllow) -> SpecService {
         Arc::get_mut(&mut self.shared).expect("configure before cloning").forwarded = allow;
+        self
+    }
+
+    /// Run the app inline, on the runtime thread that handles the
+    /// connection, for requests with small bodies (documented mode): no
+    /// thread hop for a typical request, at the price that a slow app stalls
+    /// the other connections of that thread. A response larger than 256 KiB,
+    /// a large or chunked request body, or `Expect: 100-continue` moves the
+    /// request to the app threads.
+    ///
+    /// # Panics
+    /// When called after the service was cloned.
+    #[must_use]
+    pub fn inline(mut self, on: bool) -> SpecService {
+        let shared = Arc::get_mut(&mut self.shared).expect("configure before cloning");
+        shared.inline = on;
+        if on {
+            // The app may run on every runtime thread and the app threads.
+            shared.info.multithread = true;
+        }
         self
     }
 
@@ -132,7 +197,17 @@ impl SpecService {
             rec
         });
         let started = Instant::now();
-        let input = Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length);
+        let inline =
+            self.shared.inline && !parts.headers.contains_key(EXPECT) && length.is_some_and(|n| n <= INLINE_BODY_MAX);
+        let input = if inline {
+            match read_small_body(body, length.unwrap_or(0)).await {
+                Some(bytes) => Input::from_bytes(bytes),
+                // The client left (or lied about its length) mid-body.
+                None => return plain(StatusCode::BAD_REQUEST, "Bad Request: incomplete body\n"),
+            }
+        } else {
+            Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length)
+        };
         let mut environ = Environ::from_request(parts, input, &self.shared.info);
         proxy::apply(&mut environ, &self.shared.forwarded);
         if let Some(rec) = record.as_mut() {
@@ -142,14 +217,13 @@ impl SpecService {
         }
 
         let (tx, rx) = oneshot::channel();
+        let mut sink = if inline { ChannelSink::inline(tx) } else { ChannelSink::new(tx) };
+        let captured = match (&self.shared.access_log, &record) {
+            (Some(log), Some(_)) => sink.capture_headers(log.format().response_headers()),
+            _ => None,
+        };
         let shared = Arc::clone(&self.shared);
-        let job = move || {
-            let mut sink = ChannelSink::new(tx);
-            let captured = match (&shared.access_log, &record) {
-                (Some(log), Some(_)) => sink.capture_headers(log.format().response_headers()),
-                _ => None,
-            };
-            let outcome = wsgi_spec::run::run(&*shared.app, environ, sink);
+        let log = move |outcome: Outcome| {
             if let (Some(log), Some(mut rec)) = (&shared.access_log, record) {
                 rec.status = outcome.status.map(|s| s.as_u16());
                 rec.bytes = outcome.bytes_sent;
@@ -160,8 +234,32 @@ impl SpecService {
                 log.write(&rec);
             }
         };
-        if self.shared.pool.try_submit(job).is_err() {
-            return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is at capacity\n");
+        if inline {
+            // Documented inline mode: the app runs here, on the runtime
+            // thread, until its response is complete or holds
+            // INLINE_BUDGET bytes; the rest continues on an app thread.
+            let step = match run::start(&*self.shared.app, environ, sink) {
+                Step::Paused(running) => running.resume(Some(INLINE_BUDGET)),
+                done => done,
+            };
+            match step {
+                Step::Done(outcome) => log(outcome),
+                Step::Paused(running) => {
+                    running.with_sink(ChannelSink::leave_inline);
+                    let job = move || log(running.finish());
+                    // The app already runs: never refuse here. Past the
+                    // pool's capacity the rest runs on tokio's blocking pool.
+                    if let Err(job) = self.shared.pool.try_submit_or_return(job) {
+                        tokio::task::spawn_blocking(job);
+                    }
+                }
+            }
+        } else {
+            let shared = Arc::clone(&self.shared);
+            let job = move || log(run::run(&*shared.app, environ, sink));
+            if self.shared.pool.try_submit(job).is_err() {
+                return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is at capacity\n");
+            }
         }
         match rx.await {
             Ok(Start::Complete(head, body)) => self.response(head, ResponseBody::full(body)),

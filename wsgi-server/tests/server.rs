@@ -247,10 +247,9 @@ fn remote(env: Environ, sr: StartResponse) -> Result<Body, AppError> {
 #[test]
 fn access_log_lines_use_gunicorn_atoms() {
     let buf = SharedBuf::default();
-    let format = wsgi_server::accesslog::LogFormat::gunicorn(
-        r#"%(h)s "%(r)s" %(s)s %(b)s "%(a)s" %({x-app}o)s %({x-req}i)s"#,
-    )
-    .unwrap();
+    let format =
+        wsgi_server::accesslog::LogFormat::gunicorn(r#"%(h)s "%(r)s" %(s)s %(b)s "%(a)s" %({x-app}o)s %({x-req}i)s"#)
+            .unwrap();
     let log = wsgi_server::accesslog::AccessLog::new(format, buf.clone());
     let srv = start(remote, |s| s.access_log(log).forwarded_allow_ips(wsgi_server::proxy::ForwardedAllow::none()));
     let mut s = connect(srv.addr);
@@ -283,4 +282,46 @@ fn forwarded_headers_count_only_from_trusted_proxies() {
     let mut s = connect(untrusted.addr);
     s.write_all(req).unwrap();
     assert_eq!(read_response(&mut s, false).unwrap().body, b"127.0.0.1 http backend");
+}
+
+/// Inline mode: small requests run on the runtime thread, a large response
+/// and a large or chunked request body move to the app threads; the bytes
+/// are the same either way.
+#[test]
+fn inline_mode_serves_small_and_large_requests_alike() {
+    let app = |mut env: Environ, sr: StartResponse| -> Result<Body, AppError> {
+        let input = env.input.read_all()?;
+        sr.start(StatusCode::OK, HeaderMap::new())?;
+        let thread = std::thread::current().name().unwrap_or("").to_owned();
+        let n: usize = String::from_utf8_lossy(&env.query_string).parse().unwrap_or(1);
+        let head = Bytes::from(format!("{} {}\n", input.len(), thread));
+        Ok(Body::from_iter(
+            std::iter::once(Ok::<_, AppError>(head))
+                .chain((0..n).map(|_| Ok::<_, AppError>(Bytes::from(vec![b'z'; 64 * 1024])))),
+        ))
+    };
+    let srv = start(app, |s| s.inline(true).threads(2));
+    // Small: inline, on a runtime thread.
+    let r = get(srv.addr, "/?1");
+    let text = String::from_utf8_lossy(&r.body);
+    assert!(text.starts_with("0 "), "{text:.40}");
+    assert_eq!(r.body.len(), text.find('\n').unwrap() + 1 + 64 * 1024);
+    // Large (16 x 64 KiB): starts inline, finishes on an app thread.
+    let r = get(srv.addr, "/?16");
+    let first_line = String::from_utf8_lossy(&r.body[..r.body.iter().position(|&b| b == b'\n').unwrap()]).into_owned();
+    assert_eq!(r.body.len(), first_line.len() + 1 + 16 * 64 * 1024);
+    assert!(r.body[first_line.len() + 1..].iter().all(|&b| b == b'z'));
+    // A chunked request body is streamed on an app thread.
+    let mut s = connect(srv.addr);
+    s.write_all(b"POST /?0 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut s, false).unwrap();
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(text.starts_with("5 wsgi-app-"), "{text}");
+    // A small body with Content-Length is read first, then the app runs inline.
+    let mut s = connect(srv.addr);
+    s.write_all(b"POST /?0 HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc").unwrap();
+    let r = read_response(&mut s, false).unwrap();
+    let text = String::from_utf8_lossy(&r.body).into_owned();
+    assert!(text.starts_with("3 ") && !text.contains("wsgi-app-"), "{text}");
 }

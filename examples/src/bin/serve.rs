@@ -1,6 +1,6 @@
 //! Serve one of the example apps with `wsgi-server`.
 //!
-//! `serve [hello|streaming|lazy] [--bind ADDR] [--threads N]`
+//! `serve [hello|streaming|lazy] [--bind ADDR] [--threads N] [--inline] [--io-threads N]`
 
 use std::sync::Arc;
 
@@ -11,9 +11,13 @@ fn main() {
     let mut app_name = "hello".to_owned();
     let mut bind = "127.0.0.1:8000".to_owned();
     let mut threads = 4usize;
+    let mut inline = false;
+    let mut io_threads = 0usize;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--bind" | "-b" => bind = args.next().unwrap_or_default(),
+            "--inline" => inline = true,
+            "--io-threads" => io_threads = args.next().and_then(|t| t.parse().ok()).unwrap_or(0),
             "--threads" => threads = args.next().and_then(|t| t.parse().ok()).unwrap_or(0),
             other if !other.starts_with('-') => app_name = other.to_owned(),
             other => fail(&format!("unknown option {other:?}")),
@@ -32,6 +36,8 @@ fn main() {
     let bound = wsgi_server::Server::new()
         .bind(bind)
         .threads(threads)
+        .inline(inline)
+        .io_threads(io_threads)
         .bind_all()
         .unwrap_or_else(|e| fail(&e.to_string()));
     for l in bound.listeners() {

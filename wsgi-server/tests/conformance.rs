@@ -1,0 +1,69 @@
+//! The conformance kit (`wsgi-conformance`) against the reference server:
+//! every corpus case and every server rule, over real sockets.
+//!
+//! Run one rule or case with `CONFORMANCE_ONLY=CL-,valid/001 cargo test -p
+//! wsgi-server --test conformance -- --nocapture`.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+// The kit is compiled in from its sources, so that this test needs no
+// dev-dependency entry (it only uses what wsgi-server already depends on).
+#[path = "../../wsgi-conformance/src/lib.rs"]
+#[allow(dead_code, unreachable_pub, missing_debug_implementations)]
+mod wsgi_conformance;
+
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+
+use wsgi_conformance::{run_with, Options, RunningServer, ServerUnderTest};
+use wsgi_server::{Server, ShutdownHandle};
+use wsgi_spec::SharedApp;
+
+/// The reference server with 4 app threads, on 127.0.0.1:0 in a thread of
+/// its own.
+struct Reference;
+
+struct Running {
+    addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RunningServer for Running {
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.immediate();
+        // Not joined: an app thread still running (a check that leaves a
+        // stream behind) must not hold up the kit.
+        drop(self.thread.take());
+    }
+}
+
+impl ServerUnderTest for Reference {
+    fn start(&self, app: SharedApp) -> Box<dyn RunningServer> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let bound = Server::new().listener(listener).threads(4).bind_all().unwrap();
+        let shutdown = bound.shutdown_handle();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            rt.block_on(bound.serve(app)).unwrap();
+        });
+        Box::new(Running { addr, shutdown, thread: Some(thread) })
+    }
+}
+
+#[test]
+fn the_reference_server_passes_the_conformance_kit() {
+    let mut options = Options::default();
+    if let Ok(only) = std::env::var("CONFORMANCE_ONLY") {
+        options.only = only.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    }
+    let report = run_with(&Reference, &options);
+    println!("{report}");
+    report.assert_all_passed();
+}
