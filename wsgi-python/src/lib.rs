@@ -1,1 +1,179 @@
-//! wsgi-python
+//! # wsgi-python: Python WSGI applications as `wsgi-spec` applications
+//!
+//! [`PythonApp`] loads a Python WSGI callable (`module:callable`, as
+//! Gunicorn names it) into an embedded CPython and implements
+//! [`wsgi_spec::Application`] by calling it, so any server of the spec hosts
+//! Flask, Django or any other PEP 3333 application.
+//!
+//! What the Python side sees follows PEP 3333 to the letter: `environ` is a
+//! real `dict` of native strings decoded as latin-1 (header bytes 0x80-0xFF
+//! survive), `wsgi.input` reads the request body on demand and releases the
+//! GIL while it waits, `wsgi.errors` goes to the server's error log,
+//! `start_response` checks its arguments, honours `exc_info` and returns
+//! `write()`, `wsgi.file_wrapper` files are sent with the server's file
+//! support, and the result's `close()` is called on every path.
+//!
+//! ## Which interpreter
+//! The crate links the libpython of the interpreter pyo3 builds against:
+//! `$PYO3_PYTHON`, else the `python3` on `PATH`. Its build script embeds an
+//! rpath to that interpreter's `LIBDIR`, so the binary loads the same CPython
+//! whose `pip` installed the packages, even where the system has another
+//! libpython of the same version. To use another interpreter, build with
+//! `PYO3_PYTHON=/path/to/python3`. A virtualenv's packages are found through
+//! `VIRTUAL_ENV` or [`LoadOptions::virtualenv`].
+#![doc(test(attr(deny(warnings))))]
+
+mod body;
+mod convert;
+mod objects;
+
+use std::ffi::CString;
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyModule, PyTuple};
+use wsgi_spec::{AppError, Application, Body, Environ, StartResponse};
+
+pub use objects::PyAppError;
+
+/// Everything that can go wrong loading a Python application.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The application could not be loaded; the message names the module,
+    /// the attribute and the Python exception, on one line.
+    #[error("{0}")]
+    Load(String),
+    /// The interpreter could not be set up (bad `chdir`, virtualenv...).
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// How to find and load the application.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Change to this directory before loading (`--chdir`); it is also put
+    /// first on `sys.path`.
+    pub chdir: Option<PathBuf>,
+    /// Extra `sys.path` entries, first (`--pythonpath`).
+    pub pythonpath: Vec<PathBuf>,
+    /// Environment variables set before the interpreter starts (`--env`).
+    pub env: Vec<(String, String)>,
+    /// A virtualenv whose packages import; defaults to `$VIRTUAL_ENV`.
+    pub virtualenv: Option<PathBuf>,
+}
+
+/// A Python WSGI callable, hosted as a spec application.
+pub struct PythonApp {
+    app: Py<PyAny>,
+    consts: convert::Consts,
+    spec: String,
+}
+
+impl std::fmt::Debug for PythonApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PythonApp").field("spec", &self.spec).finish_non_exhaustive()
+    }
+}
+
+const LOADER: &str = include_str!("../python/_wsgi_rs_loader.py");
+
+impl PythonApp {
+    /// Start the interpreter (once per process) and load `spec`:
+    /// `module:callable`, `module` (attribute `application`), dotted
+    /// attributes, or a factory call with literal arguments
+    /// (`'pkg.app:create_app("prod", debug=False)'`).
+    ///
+    /// # Errors
+    /// [`Error::Setup`] when the directory or virtualenv is unusable;
+    /// [`Error::Load`] with one line naming what failed to import, the
+    /// missing attribute, or the non-callable target.
+    pub fn load(spec: &str, opts: &LoadOptions) -> Result<PythonApp, Error> {
+        if let Some(dir) = &opts.chdir {
+            std::env::set_current_dir(dir)
+                .map_err(|e| Error::Setup(format!("cannot chdir to {}: {e}", dir.display())))?;
+        }
+        for (k, v) in &opts.env {
+            // Before the interpreter starts, so os.environ sees it; no
+            // other threads run Python or read the environment yet.
+            std::env::set_var(k, v);
+        }
+        Python::initialize();
+        Python::attach(|py| {
+            prepare_sys_path(py, opts)?;
+            let code = CString::new(LOADER).map_err(|e| Error::Setup(e.to_string()))?;
+            let loader = PyModule::from_code(py, &code, c"_wsgi_rs_loader.py", c"_wsgi_rs_loader")
+                .map_err(|e| Error::Setup(format!("loader: {e}")))?;
+            let app = loader.getattr("load").and_then(|f| f.call1((spec,))).map_err(|e| {
+                let msg = e.value(py).str().map(|s| s.to_string()).unwrap_or_else(|_| e.to_string());
+                let name = e.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
+                if name == "LoadError" {
+                    Error::Load(msg)
+                } else {
+                    Error::Load(format!("cannot load {spec:?}: {name}: {msg}"))
+                }
+            })?;
+            let consts = convert::Consts::new(py).map_err(|e| Error::Setup(e.to_string()))?;
+            Ok(PythonApp { app: app.unbind(), consts, spec: spec.to_owned() })
+        })
+    }
+
+    /// Wrap an already-loaded Python callable.
+    ///
+    /// # Errors
+    /// When the interpreter's constants cannot be built (never in practice).
+    pub fn from_callable(py: Python<'_>, app: Bound<'_, PyAny>) -> PyResult<PythonApp> {
+        Ok(PythonApp { app: app.unbind(), consts: convert::Consts::new(py)?, spec: "<callable>".into() })
+    }
+
+    /// The specification it was loaded from.
+    #[must_use]
+    pub fn spec(&self) -> &str {
+        &self.spec
+    }
+}
+
+fn prepare_sys_path(py: Python<'_>, opts: &LoadOptions) -> Result<(), Error> {
+    let setup = |e: PyErr| Error::Setup(format!("setting up sys.path: {e}"));
+    let sys = py.import("sys").map_err(setup)?;
+    let path = sys.getattr("path").map_err(setup)?;
+    let venv = opts.virtualenv.clone().or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
+    if let Some(venv) = venv {
+        let vi = sys.getattr("version_info").map_err(setup)?;
+        let major: u32 = vi.getattr("major").and_then(|v| v.extract()).map_err(setup)?;
+        let minor: u32 = vi.getattr("minor").and_then(|v| v.extract()).map_err(setup)?;
+        let site = venv.join(format!("lib/python{major}.{minor}/site-packages"));
+        if !site.is_dir() {
+            return Err(Error::Setup(format!(
+                "virtualenv {}: no {} (is it a Python {major}.{minor} virtualenv?)",
+                venv.display(),
+                site.display()
+            )));
+        }
+        let site = site.to_string_lossy().into_owned();
+        // First on sys.path, so the venv's packages win, and through
+        // site.addsitedir so its .pth files are honoured.
+        path.call_method1("insert", (0, &site)).map_err(setup)?;
+        py.import("site").and_then(|m| m.call_method1("addsitedir", (&site,))).map_err(setup)?;
+    }
+    for p in opts.pythonpath.iter().rev() {
+        path.call_method1("insert", (0, p.to_string_lossy().into_owned())).map_err(setup)?;
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::Setup(e.to_string()))?;
+    path.call_method1("insert", (0, cwd.to_string_lossy().into_owned())).map_err(setup)?;
+    Ok(())
+}
+
+impl Application for PythonApp {
+    fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, AppError> {
+        let errors = environ.errors.clone();
+        Python::attach(|py| {
+            let (dict, sr) = convert::environ_dict(py, &self.consts, environ, start_response)
+                .map_err(|e| objects::app_error(py, e, &errors))?;
+            let args =
+                PyTuple::new(py, [dict.into_any(), sr.into_any()]).map_err(|e| objects::app_error(py, e, &errors))?;
+            let result = self.app.bind(py).call1(args).map_err(|e| objects::app_error(py, e, &errors))?;
+            body::into_body(py, &self.consts, result, errors.clone()).map_err(|e| objects::app_error(py, e, &errors))
+        })
+    }
+}

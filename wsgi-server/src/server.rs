@@ -362,8 +362,7 @@ impl Bound {
             // The guard enforces the head limits; hyper must never be the
             // stricter one.
             .max_buf_size(server.limits.max_head_len().unwrap_or(4 << 20).max(400 * 1024) + 16 * 1024)
-            .max_headers(server.limits.max_fields() + 1)
-            .pipeline_flush(true);
+            .max_headers(server.limits.max_fields() + 1);
         builder.http2().timer(TokioTimer::new()).keep_alive_interval(None);
         let builder = Arc::new(builder);
         let state = Arc::new(ConnState {

@@ -5,12 +5,6 @@
 //! wsgi-server --test conformance -- --nocapture`.
 #![allow(clippy::unwrap_used, missing_docs)]
 
-// The kit is compiled in from its sources, so that this test needs no
-// dev-dependency entry (it only uses what wsgi-server already depends on).
-#[path = "../../wsgi-conformance/src/lib.rs"]
-#[allow(dead_code, unreachable_pub, missing_debug_implementations)]
-mod wsgi_conformance;
-
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
 

@@ -663,7 +663,7 @@ fn body_1_start_and_resume_deliver_the_same_bytes_across_threads() {
         RunStep::Done(o) => panic!("budget ignored: {o:?}"),
     };
     assert_eq!(rec.body(), "0-1-", "paused once 4 bytes were handed over");
-    let outcome = std::thread::spawn(move || running.finish()).join().unwrap();
+    let outcome = std::thread::spawn(move || running.finish()).join().expect("the resuming thread");
     assert!(outcome.is_complete());
     assert_eq!(rec.body(), "0-1-2-3-4-5-");
     assert!(rec.finished());
