@@ -93,47 +93,11 @@ pub(crate) struct ChannelSink {
     tx: Option<mpsc::Sender<Result<Bytes, BoxError>>>,
     /// Response headers to copy for the access log.
     capture: Option<(Vec<HeaderName>, Arc<Mutex<HeaderMap>>)>,
-    /// Inline mode: running on a runtime thread, where nothing may block;
-    /// body chunks are kept in `pending` until the response is complete or
-    /// the request moves to an application thread.
-    inline: bool,
-    pending: Vec<Bytes>,
 }
 
 impl ChannelSink {
     pub(crate) fn new(start: oneshot::Sender<Start>) -> Self {
-        ChannelSink { start: Some(start), held: None, tx: None, capture: None, inline: false, pending: Vec::new() }
-    }
-
-    /// A sink for a request run on a runtime thread: it never blocks.
-    pub(crate) fn inline(start: oneshot::Sender<Start>) -> Self {
-        ChannelSink { inline: true, ..ChannelSink::new(start) }
-    }
-
-    /// The request moves to an application thread: from now on chunks go
-    /// through the channel (the kept ones first).
-    pub(crate) fn leave_inline(&mut self) {
-        self.inline = false;
-    }
-
-    /// Send kept chunks through the channel (on an application thread).
-    fn drain(&mut self) -> io::Result<()> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let tx = self.tx.as_ref().ok_or_else(Self::gone)?;
-        for chunk in self.pending.drain(..) {
-            tx.blocking_send(Ok(chunk)).map_err(|_| Self::gone())?;
-        }
-        Ok(())
-    }
-
-    fn pending_bytes(&mut self) -> Bytes {
-        match self.pending.len() {
-            0 => Bytes::new(),
-            1 => self.pending.pop().unwrap_or_default(),
-            _ => Bytes::from(self.pending.drain(..).flat_map(|b| b.to_vec()).collect::<Vec<u8>>()),
-        }
+        ChannelSink { start: Some(start), held: None, tx: None, capture: None }
     }
 
     /// Copy these response headers, when the head is sent, into the
@@ -181,21 +145,11 @@ impl ResponseSink for ChannelSink {
 
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
         if let Some(head) = self.held.take() {
-            if self.pending.is_empty() && head.framing == Framing::Length(data.len() as u64) {
+            if head.framing == Framing::Length(data.len() as u64) {
                 return self.send_start(Start::Complete(head, data));
-            }
-            if self.inline {
-                self.held = Some(head);
-                self.pending.push(data);
-                return Ok(());
             }
             self.open_stream(head)?;
         }
-        if self.inline {
-            self.pending.push(data);
-            return Ok(());
-        }
-        self.drain()?;
         match &self.tx {
             Some(tx) => tx.blocking_send(Ok(data)).map_err(|_| Self::gone()),
             // Complete response already sent: the driver never sends more.
@@ -205,13 +159,8 @@ impl ResponseSink for ChannelSink {
 
     fn finish(&mut self) -> io::Result<()> {
         if let Some(head) = self.held.take() {
-            if self.inline || self.pending.is_empty() {
-                let body = self.pending_bytes();
-                return self.send_start(Start::Complete(head, body));
-            }
-            self.open_stream(head)?;
+            return self.send_start(Start::Complete(head, Bytes::new()));
         }
-        self.drain()?;
         // Dropping the sender ends the body.
         self.tx = None;
         Ok(())
@@ -224,15 +173,6 @@ impl ResponseSink for ChannelSink {
                 return;
             }
         }
-        if self.inline {
-            // A fresh channel has room for one message: no blocking.
-            self.pending.clear();
-            if let Some(tx) = self.tx.take() {
-                let _ = tx.try_send(Err(error.to_string().into()));
-            }
-            return;
-        }
-        let _ = self.drain();
         if let Some(tx) = self.tx.take() {
             let _ = tx.blocking_send(Err(error.to_string().into()));
         }

@@ -24,6 +24,7 @@ pub mod accesslog;
 pub mod bind;
 mod bridge;
 mod guard;
+pub mod inline;
 mod io;
 pub mod pool;
 pub mod proxy;

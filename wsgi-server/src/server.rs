@@ -351,7 +351,7 @@ impl Bound {
         let service = SpecService::new(app, pool, server.info.clone())
             .forwarded_allow(server.forwarded.clone())
             .access_log(server.access_log.clone())
-            .inline(server.inline);
+            .inline(server.inline, tokio::runtime::Handle::current().metrics().num_workers());
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
             .http1()

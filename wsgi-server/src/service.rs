@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, EXPECT, SERVER, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, CONTENT_TYPE, SERVER, TRANSFER_ENCODING};
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::Body as HttpBody;
 use tokio::sync::oneshot;
@@ -20,6 +20,7 @@ use wsgi_spec::{Environ, Input, ServerInfo, SharedApp};
 
 use crate::accesslog::{AccessLog, Record};
 use crate::bridge::{BodyReader, BoxError, ChannelSink, ResponseBody, Start};
+use crate::inline;
 use crate::pool::AppPool;
 use crate::proxy::{self, ForwardedAllow};
 use wsgi_spec::run::{self, Outcome, Step};
@@ -44,41 +45,6 @@ struct Shared {
     forwarded: ForwardedAllow,
     access_log: Option<AccessLog>,
     inline: bool,
-}
-
-/// Inline mode reads request bodies up to this size before calling the app;
-/// larger or chunked bodies go to an app thread, streamed.
-const INLINE_BODY_MAX: u64 = 64 * 1024;
-/// Inline mode keeps at most this much of a response before moving the
-/// rest of the request to an app thread.
-const INLINE_BUDGET: u64 = 256 * 1024;
-
-/// Read a body of `len` bytes (at most [`INLINE_BODY_MAX`]) without
-/// blocking; `None` when it ends short or fails.
-async fn read_small_body<B>(body: B, len: u64) -> Option<Bytes>
-where
-    B: HttpBody<Data = Bytes> + Send + 'static,
-    B::Error: Into<BoxError>,
-{
-    if len == 0 {
-        return Some(Bytes::new());
-    }
-    let mut body = std::pin::pin!(body);
-    let mut first: Option<Bytes> = None;
-    let mut buf = Vec::new();
-    while let Some(frame) = std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
-        let Ok(data) = frame.ok()?.into_data() else { continue };
-        match first.take() {
-            None if buf.is_empty() => first = Some(data),
-            Some(f) => {
-                buf.extend_from_slice(&f);
-                buf.extend_from_slice(&data);
-            }
-            None => buf.extend_from_slice(&data),
-        }
-    }
-    let bytes = first.unwrap_or_else(|| Bytes::from(buf));
-    (bytes.len() as u64 == len).then_some(bytes)
 }
 
 impl SpecService {
@@ -111,22 +77,18 @@ impl SpecService {
         self
     }
 
-    /// Run the app inline, on the runtime thread that handles the
-    /// connection, for requests with small bodies (documented mode): no
-    /// thread hop for a typical request, at the price that a slow app stalls
-    /// the other connections of that thread. A response larger than 256 KiB,
-    /// a large or chunked request body, or `Expect: 100-continue` moves the
-    /// request to the app threads.
+    /// Run the app inline, on the runtime threads (see [`crate::inline`]
+    /// for the trade): `io_threads` is how many runtime threads may run it
+    /// at once, which is what `wsgi.multithread` reports.
     ///
     /// # Panics
     /// When called after the service was cloned.
     #[must_use]
-    pub fn inline(mut self, on: bool) -> SpecService {
+    pub fn inline(mut self, on: bool, io_threads: usize) -> SpecService {
         let shared = Arc::get_mut(&mut self.shared).expect("configure before cloning");
         shared.inline = on;
         if on {
-            // The app may run on every runtime thread and the app threads.
-            shared.info.multithread = true;
+            shared.info.multithread = io_threads != 1;
         }
         self
     }
@@ -197,12 +159,11 @@ impl SpecService {
             rec
         });
         let started = Instant::now();
-        let inline =
-            self.shared.inline && !parts.headers.contains_key(EXPECT) && length.is_some_and(|n| n <= INLINE_BODY_MAX);
+        let inline = self.shared.inline;
         let input = if inline {
-            match read_small_body(body, length.unwrap_or(0)).await {
-                Some(bytes) => Input::from_bytes(bytes),
-                // The client left (or lied about its length) mid-body.
+            match inline::read_body(body, length).await {
+                Some(input) => input,
+                // The client left (or sent less than it announced).
                 None => return plain(StatusCode::BAD_REQUEST, "Bad Request: incomplete body\n"),
             }
         } else {
@@ -215,15 +176,12 @@ impl SpecService {
             rec.path = [&environ.script_name[..], &environ.path_info[..]].concat();
             rec.query = environ.query_string.to_vec();
         }
-
-        let (tx, rx) = oneshot::channel();
-        let mut sink = if inline { ChannelSink::inline(tx) } else { ChannelSink::new(tx) };
-        let captured = match (&self.shared.access_log, &record) {
-            (Some(log), Some(_)) => sink.capture_headers(log.format().response_headers()),
-            _ => None,
+        let names = match (&self.shared.access_log, &record) {
+            (Some(log), Some(_)) => log.format().response_headers(),
+            _ => Vec::new(),
         };
         let shared = Arc::clone(&self.shared);
-        let log = move |outcome: Outcome| {
+        let log = move |outcome: Outcome, captured: Option<Arc<std::sync::Mutex<http::HeaderMap>>>| {
             if let (Some(log), Some(mut rec)) = (&shared.access_log, record) {
                 rec.status = outcome.status.map(|s| s.as_u16());
                 rec.bytes = outcome.bytes_sent;
@@ -234,32 +192,17 @@ impl SpecService {
                 log.write(&rec);
             }
         };
+
         if inline {
-            // Documented inline mode: the app runs here, on the runtime
-            // thread, until its response is complete or holds
-            // INLINE_BUDGET bytes; the rest continues on an app thread.
-            let step = match run::start(&*self.shared.app, environ, sink) {
-                Step::Paused(running) => running.resume(Some(INLINE_BUDGET)),
-                done => done,
-            };
-            match step {
-                Step::Done(outcome) => log(outcome),
-                Step::Paused(running) => {
-                    running.with_sink(ChannelSink::leave_inline);
-                    let job = move || log(running.finish());
-                    // The app already runs: never refuse here. Past the
-                    // pool's capacity the rest runs on tokio's blocking pool.
-                    if let Err(job) = self.shared.pool.try_submit_or_return(job) {
-                        tokio::task::spawn_blocking(job);
-                    }
-                }
-            }
-        } else {
-            let shared = Arc::clone(&self.shared);
-            let job = move || log(run::run(&*shared.app, environ, sink));
-            if self.shared.pool.try_submit(job).is_err() {
-                return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is at capacity\n");
-            }
+            return self.respond_inline(environ, names, log).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        let mut sink = ChannelSink::new(tx);
+        let captured = sink.capture_headers(names);
+        let shared = Arc::clone(&self.shared);
+        let job = move || log(run::run(&*shared.app, environ, sink), captured);
+        if self.shared.pool.try_submit(job).is_err() {
+            return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is at capacity\n");
         }
         match rx.await {
             Ok(Start::Complete(head, body)) => self.response(head, ResponseBody::full(body)),
@@ -273,6 +216,47 @@ impl SpecService {
             // The job ended without a head: only when the client is gone.
             Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
         }
+    }
+
+    /// Run the app here, on this runtime thread (inline mode).
+    async fn respond_inline(
+        &self,
+        environ: Environ,
+        names: Vec<http::HeaderName>,
+        log: impl FnOnce(Outcome, Option<Arc<std::sync::Mutex<http::HeaderMap>>>) + Send + 'static,
+    ) -> Response<ResponseBody> {
+        let state = Arc::new(std::sync::Mutex::new(inline::State::default()));
+        let mut sink = inline::InlineSink::new(Arc::clone(&state));
+        let captured = sink.capture_headers(names);
+        let mut log: Option<Box<dyn FnOnce(Outcome) + Send>> = Some(Box::new(move |o| log(o, captured)));
+        let step = match run::start(&*self.shared.app, environ, sink) {
+            Step::Paused(running) => running.resume(Some(inline::BUDGET)),
+            done => done,
+        };
+        let head = state.lock().unwrap_or_else(PoisonError::into_inner).head.take();
+        let Some(head) = head else {
+            // Only when the error response could not be produced either.
+            return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
+        };
+        let running = match step {
+            Step::Done(outcome) => {
+                if let Some(log) = log.take() {
+                    log(outcome);
+                }
+                if let Some(body) = inline::take_complete(&state) {
+                    return self.response(head, ResponseBody::full(body));
+                }
+                None
+            }
+            Step::Paused(running) => Some(running),
+        };
+        let len = match head.framing {
+            Framing::Length(n) => Some(n),
+            _ => None,
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(inline::pump(state, running, tx, log));
+        self.response(head, ResponseBody::stream(rx, len))
     }
 
     fn response(&self, head: ResponseHead, body: ResponseBody) -> Response<ResponseBody> {

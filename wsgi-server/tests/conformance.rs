@@ -14,7 +14,10 @@ use wsgi_spec::SharedApp;
 
 /// The reference server with 4 app threads, on 127.0.0.1:0 in a thread of
 /// its own.
-struct Reference;
+struct Reference {
+    /// Inline mode on one runtime thread, instead of the app-thread pool.
+    inline: bool,
+}
 
 struct Running {
     addr: SocketAddr,
@@ -41,23 +44,35 @@ impl ServerUnderTest for Reference {
     fn start(&self, app: SharedApp) -> Box<dyn RunningServer> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let bound = Server::new().listener(listener).threads(4).bind_all().unwrap();
+        let bound = Server::new().listener(listener).threads(4).inline(self.inline).bind_all().unwrap();
         let shutdown = bound.shutdown_handle();
+        let workers = if self.inline { 1 } else { 2 };
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(workers).enable_all().build().unwrap();
             rt.block_on(bound.serve(app)).unwrap();
         });
         Box::new(Running { addr, shutdown, thread: Some(thread) })
     }
 }
 
-#[test]
-fn the_reference_server_passes_the_conformance_kit() {
+fn options() -> Options {
     let mut options = Options::default();
     if let Ok(only) = std::env::var("CONFORMANCE_ONLY") {
         options.only = only.split(',').filter(|s| !s.is_empty()).map(str::to_owned).collect();
     }
-    let report = run_with(&Reference, &options);
+    options
+}
+
+#[test]
+fn the_reference_server_passes_the_conformance_kit() {
+    let report = run_with(&Reference { inline: false }, &options());
+    println!("{report}");
+    report.assert_all_passed();
+}
+
+#[test]
+fn the_reference_server_in_inline_mode_passes_the_conformance_kit() {
+    let report = run_with(&Reference { inline: true }, &options());
     println!("{report}");
     report.assert_all_passed();
 }

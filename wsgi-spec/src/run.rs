@@ -222,7 +222,8 @@ pub fn start<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) 
 impl<S: ResponseSink> Running<S> {
     /// Iterate the body into the sink until it ends, or until `budget`
     /// more body bytes were handed to the sink (`None`: no limit). A file
-    /// body is sent in one step, so with a budget it pauses before it.
+    /// body goes to [`ResponseSink::send_file`] in one step whatever the
+    /// budget: a sink that must not block keeps the file and sends it later.
     ///
     /// # Blocking
     /// Runs application code.
@@ -257,6 +258,15 @@ impl<S: ResponseSink> Running<S> {
                 Step::Paused(r) => step = r.resume(None),
             }
         }
+    }
+
+    /// The server gives up on the request (its client is gone): close the
+    /// body, deliver nothing more, and report `error`.
+    pub fn abandon(mut self, error: std::io::Error) -> Outcome {
+        if let Some(body) = self.body.take() {
+            let _ = catch_unwind(AssertUnwindSafe(move || drop(body)));
+        }
+        conclude(&self.shared, &self.errors, Err(Error::Disconnected(error)))
     }
 
     /// Use the sink, e.g. to switch how it delivers before resuming on
@@ -311,9 +321,6 @@ enum Flow {
 
 fn stream_body<S: ResponseSink>(shared: &Mutex<Shared<S>>, body: &mut Body, limit: Option<u64>) -> Result<Flow, Error> {
     if body.is_file() {
-        if limit.is_some() {
-            return Ok(Flow::Paused);
-        }
         if let Some(mut file) = body.take_file() {
             let mut g = lock(shared);
             let head = g.driver.file(&mut file)?;
