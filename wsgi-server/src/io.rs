@@ -77,6 +77,37 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
         }
     }
 
+    /// Read until the first bytes tell whether this is an HTTP/2 preface
+    /// (the bytes stay buffered for hyper). False at once when HTTP/2 is
+    /// off.
+    pub(crate) async fn sniff_h2(&mut self) -> io::Result<bool> {
+        std::future::poll_fn(|cx| {
+            while self.sniffing {
+                if self.eof {
+                    return Poll::Ready(Ok(false));
+                }
+                if self.buf.capacity() - self.buf.len() < 1024 {
+                    self.buf.reserve(8 * 1024);
+                }
+                let n = {
+                    let spare = self.buf.spare_capacity_mut();
+                    let mut rb = ReadBuf::uninit(spare);
+                    std::task::ready!(Pin::new(&mut self.inner).poll_read(cx, &mut rb))?;
+                    rb.filled().len()
+                };
+                if n == 0 {
+                    self.eof = true;
+                    continue;
+                }
+                // SAFETY: `poll_read` initialised the first `n` bytes of the spare capacity.
+                unsafe { self.buf.set_len(self.buf.len() + n) };
+                self.check();
+            }
+            Poll::Ready(Ok(self.guard.is_none()))
+        })
+        .await
+    }
+
     /// Run the guard over the unvalidated bytes.
     fn check(&mut self) {
         if self.sniffing {

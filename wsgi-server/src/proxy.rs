@@ -102,10 +102,21 @@ pub(crate) fn apply(env: &mut Environ, allow: &ForwardedAllow) {
     if !allow.contains(peer) {
         return;
     }
-    let fwd = if env.headers.contains_key("forwarded") {
+    // One pass over the names (no hashing) to skip the common case: no
+    // forwarding header at all.
+    let mut forwarded = false;
+    let mut x_forwarded = false;
+    for name in env.headers.keys() {
+        let n = name.as_str();
+        forwarded |= n == "forwarded";
+        x_forwarded |= n.starts_with("x-forwarded-");
+    }
+    let fwd = if forwarded {
         parse_forwarded(&env.headers)
-    } else {
+    } else if x_forwarded {
         parse_x_forwarded(&env.headers)
+    } else {
+        return;
     };
     // The client is the rightmost address that is not a trusted proxy.
     if let Some(client) = fwd.chain.iter().rev().find(|ip| !allow.contains(**ip)).or(fwd.chain.first()) {

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Notify, Semaphore};
 use wsgi_spec::ext::ConnectionInfo;
@@ -352,10 +352,8 @@ impl Bound {
             .forwarded_allow(server.forwarded.clone())
             .access_log(server.access_log.clone())
             .inline(server.inline, tokio::runtime::Handle::current().metrics().num_workers());
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
             .header_read_timeout(server.keep_alive)
             .keep_alive(true)
             .half_close(true)
@@ -363,8 +361,9 @@ impl Bound {
             // stricter one.
             .max_buf_size(server.limits.max_head_len().unwrap_or(4 << 20).max(400 * 1024) + 16 * 1024)
             .max_headers(server.limits.max_fields() + 1);
-        builder.http2().timer(TokioTimer::new()).keep_alive_interval(None);
-        let builder = Arc::new(builder);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new()).keep_alive_interval(None);
+        let builders = Arc::new(Builders { h1, h2, first_byte_timeout: server.keep_alive });
         let state = Arc::new(ConnState {
             active: AtomicUsize::new(0),
             drained: Notify::new(),
@@ -374,7 +373,7 @@ impl Bound {
         for l in server.listeners {
             let ctx = AcceptCtx {
                 service: service.clone(),
-                builder: Arc::clone(&builder),
+                builders: Arc::clone(&builders),
                 state: Arc::clone(&state),
                 shutdown: shutdown.subscribe(),
                 limits: server.limits,
@@ -451,7 +450,7 @@ struct ConnState {
 
 struct AcceptCtx {
     service: SpecService,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builders: Arc<Builders>,
     state: Arc<ConnState>,
     shutdown: watch::Receiver<Shutdown>,
     limits: Limits,
@@ -528,7 +527,7 @@ fn spawn_tls_conn(
 ) {
     let ctx = AcceptCtx {
         service: ctx.service.clone(),
-        builder: Arc::clone(&ctx.builder),
+        builders: Arc::clone(&ctx.builders),
         state: Arc::clone(&ctx.state),
         shutdown: ctx.shutdown.clone(),
         limits: ctx.limits,
@@ -549,32 +548,65 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = ctx.service.for_connection(info);
-    let builder = Arc::clone(&ctx.builder);
+    let builders = Arc::clone(&ctx.builders);
     let state = Arc::clone(&ctx.state);
     let mut shutdown = ctx.shutdown.clone();
     let peer = info.peer;
-    let io = TokioIo::new(GuardedIo::new(stream, ctx.limits, ctx.http2).on_reject(move |r| {
+    let mut io = GuardedIo::new(stream, ctx.limits, ctx.http2).on_reject(move |r| {
         tracing::info!(target: "wsgi_server::http", peer = ?peer, status = r.status, "refused a malformed request: {}", r.reason);
-    }));
+    });
     state.active.fetch_add(1, Ordering::AcqRel);
     tokio::spawn(async move {
         let _permit = permit;
-        let conn = builder.serve_connection(io, service);
-        tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => {}
-            () = wait_until(&mut shutdown, |s| s != Shutdown::Running) => {
-                conn.as_mut().graceful_shutdown();
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    () = wait_until(&mut shutdown, |s| s == Shutdown::Immediate) => {}
-                }
-            }
+        // HTTP/2 with prior knowledge (or by ALPN) starts with its preface;
+        // anything else is HTTP/1. A silent client is closed after the
+        // keep-alive timeout.
+        let h2 = match tokio::time::timeout(builders.first_byte_timeout, io.sniff_h2()).await {
+            Ok(Ok(h2)) => h2,
+            Ok(Err(_)) | Err(_) => false,
+        };
+        let io = TokioIo::new(io);
+        if h2 {
+            let conn = builders.h2.serve_connection(io, service);
+            tokio::pin!(conn);
+            drive(conn, |c| c.graceful_shutdown(), &mut shutdown).await;
+        } else {
+            let conn = builders.h1.serve_connection(io, service);
+            tokio::pin!(conn);
+            drive(conn, |c| c.graceful_shutdown(), &mut shutdown).await;
         }
         if state.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             state.drained.notify_waiters();
         }
     });
+}
+
+/// The HTTP/1 and HTTP/2 connection settings.
+struct Builders {
+    h1: http1::Builder,
+    h2: http2::Builder<TokioExecutor>,
+    first_byte_timeout: Duration,
+}
+
+/// Run a connection until it ends, closing it gracefully on a graceful
+/// shutdown and at once on an immediate one.
+async fn drive<C, O>(
+    mut conn: std::pin::Pin<&mut C>,
+    graceful: impl FnOnce(std::pin::Pin<&mut C>),
+    shutdown: &mut watch::Receiver<Shutdown>,
+) where
+    C: Future<Output = O>,
+{
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        () = wait_until(shutdown, |s| s != Shutdown::Running) => {
+            graceful(conn.as_mut());
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                () = wait_until(shutdown, |s| s == Shutdown::Immediate) => {}
+            }
+        }
+    }
 }
 
 /// Wait until the shutdown state satisfies `f` (or the sender is gone).
