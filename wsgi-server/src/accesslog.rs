@@ -234,6 +234,12 @@ fn clf_time(t: SystemTime) -> String {
     format!("[{d:02}/{}/{y}:{hh:02}:{mm:02}:{ss:02} +0000]", MONTHS[(m - 1) as usize])
 }
 
+/// The current time as RFC 3339 UTC with milliseconds (for log lines).
+#[must_use]
+pub fn now_iso() -> String {
+    iso_time(SystemTime::now())
+}
+
 /// RFC 3339 UTC time with milliseconds.
 fn iso_time(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();

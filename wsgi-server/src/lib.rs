@@ -26,10 +26,12 @@ mod bridge;
 mod guard;
 pub mod inline;
 mod io;
+pub mod logging;
 pub mod pool;
 pub mod proxy;
 mod server;
 mod service;
+pub mod settings;
 #[cfg(feature = "tls")]
 pub mod tls;
 

@@ -1,0 +1,555 @@
+//! Settings as data: one table gives every setting its command-line
+//! flags, its environment variable (`WSGI_SERVER_<NAME>`), its default, its
+//! validation and its help. The command line parser, the environment
+//! loader and the generated reference (`docs/settings.md`) all read it.
+//!
+//! Precedence: environment < command line. `WSGI_SERVER_CMD_ARGS` holds
+//! whole command-line arguments, read before the real ones.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::accesslog::DEFAULT_FORMAT;
+use crate::bind::Bind;
+use crate::proxy::ForwardedAllow;
+
+/// How a setting takes its value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Kind {
+    /// A switch: present or not (`--check-config`).
+    Switch,
+    /// One value; the last one given wins.
+    Value,
+    /// Repeatable; each occurrence adds a value (`--bind`).
+    Multi,
+}
+
+/// One setting.
+#[derive(Debug)]
+pub struct Setting {
+    /// The name: config key, `WSGI_SERVER_<NAME>` upper-cased.
+    pub name: &'static str,
+    /// Command-line flags, Gunicorn's where the meaning is the same.
+    pub flags: &'static [&'static str],
+    /// What the value looks like, for the help (`INT`, `ADDRESS`).
+    pub meta: &'static str,
+    /// Switch, value or repeatable.
+    pub kind: Kind,
+    /// The default, as shown in the help.
+    pub default: &'static str,
+    /// The group it is listed under.
+    pub section: &'static str,
+    /// What it does.
+    pub help: &'static str,
+    apply: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+impl Setting {
+    /// The environment variable that sets it.
+    #[must_use]
+    pub fn env_var(&self) -> String {
+        format!("WSGI_SERVER_{}", self.name.to_ascii_uppercase())
+    }
+}
+
+/// Everything the command configures, typed and validated.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Config {
+    /// The application, `module:callable`.
+    pub app: Option<String>,
+    /// Where to listen.
+    pub binds: Vec<Bind>,
+    /// Application threads; 1 runs the app inline on a single I/O thread.
+    pub threads: usize,
+    /// Requests that may wait for an app thread before 503.
+    pub queue: usize,
+    /// Keep-alive and request-head timeout.
+    pub keep_alive: Duration,
+    /// Time for in-flight requests after a graceful stop.
+    pub graceful_timeout: Duration,
+    /// `--chdir`.
+    pub chdir: Option<PathBuf>,
+    /// `--pythonpath` entries.
+    pub pythonpath: Vec<PathBuf>,
+    /// `--env KEY=VALUE` pairs.
+    pub env: Vec<(String, String)>,
+    /// `--virtualenv`.
+    pub virtualenv: Option<PathBuf>,
+    /// `--access-logfile` (`-` is stdout).
+    pub access_logfile: Option<String>,
+    /// `--access-logformat` (`json` for JSON lines).
+    pub access_logformat: String,
+    /// `--error-logfile` (`-` is stderr).
+    pub error_logfile: String,
+    /// `--log-level`.
+    pub log_level: String,
+    /// `--forwarded-allow-ips`.
+    pub forwarded_allow_ips: ForwardedAllow,
+    /// `--certfile`.
+    pub certfile: Option<PathBuf>,
+    /// `--keyfile`.
+    pub keyfile: Option<PathBuf>,
+    /// `--limit-request-line`.
+    pub limit_request_line: usize,
+    /// `--limit-request-fields`.
+    pub limit_request_fields: usize,
+    /// `--limit-request-field_size`.
+    pub limit_request_field_size: usize,
+    /// `--limit-request-body`.
+    pub limit_request_body: Option<u64>,
+    /// `--backlog`.
+    pub backlog: i32,
+    /// `--max-connections`.
+    pub max_connections: usize,
+    /// `--check-config`: check everything (importing the app) and exit.
+    pub check_config: bool,
+    /// `--print-config`: print the settings and exit.
+    pub print_config: bool,
+    /// `--version`.
+    pub version: bool,
+    /// `--help`.
+    pub help: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            app: None,
+            binds: Vec::new(),
+            threads: 1,
+            queue: 64,
+            keep_alive: Duration::from_secs(2),
+            graceful_timeout: Duration::from_secs(30),
+            chdir: None,
+            pythonpath: Vec::new(),
+            env: Vec::new(),
+            virtualenv: None,
+            access_logfile: None,
+            access_logformat: DEFAULT_FORMAT.to_owned(),
+            error_logfile: "-".to_owned(),
+            log_level: "info".to_owned(),
+            forwarded_allow_ips: ForwardedAllow::default(),
+            certfile: None,
+            keyfile: None,
+            limit_request_line: 4094,
+            limit_request_fields: 100,
+            limit_request_field_size: 8190,
+            limit_request_body: None,
+            backlog: 2048,
+            max_connections: 10_000,
+            check_config: false,
+            print_config: false,
+            version: false,
+            help: false,
+        }
+    }
+}
+
+fn number<T: std::str::FromStr>(v: &str, what: &str) -> Result<T, String> {
+    v.trim().parse().map_err(|_| format!("expected {what}, got {v:?}"))
+}
+
+fn seconds(v: &str) -> Result<Duration, String> {
+    let s: f64 = number(v, "a number of seconds")?;
+    if !(0.0..=1e9).contains(&s) {
+        return Err(format!("expected a number of seconds, got {v:?}"));
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+fn switch(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "" | "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("expected true or false, got {v:?}")),
+    }
+}
+
+macro_rules! setting {
+    ($name:literal, $flags:expr, $meta:literal, $kind:ident, $default:literal, $section:literal, $help:literal, $apply:expr) => {
+        Setting {
+            name: $name,
+            flags: $flags,
+            meta: $meta,
+            kind: Kind::$kind,
+            default: $default,
+            section: $section,
+            help: $help,
+            apply: $apply,
+        }
+    };
+}
+
+/// Every setting, in the order of the help.
+pub static SETTINGS: &[Setting] = &[
+    setting!("bind", &["-b", "--bind"], "ADDRESS", Multi, "127.0.0.1:8000", "Server socket",
+        "Listen on ADDRESS: `HOST:PORT`, `[IPV6]:PORT`, `unix:PATH` or `fd://N`. Repeat to listen on several. Sockets passed by systemd (LISTEN_FDS) are used when no bind is given.",
+        |c, v| { c.binds.push(v.parse::<Bind>().map_err(|e| e.to_string())?); Ok(()) }),
+    setting!("backlog", &["--backlog"], "INT", Value, "2048", "Server socket",
+        "The listen queue length of each socket.",
+        |c, v| { c.backlog = number(v, "a positive number")?; if c.backlog < 1 { return Err("expected a positive number".into()) } Ok(()) }),
+    setting!("threads", &["--threads"], "INT", Value, "1", "Worker processes",
+        "Application threads. With 1, the app runs inline on a single I/O thread, never concurrently (`wsgi.multithread` is false); with more, on that many threads beside the I/O threads.",
+        |c, v| { c.threads = number(v, "a positive number")?; if c.threads == 0 { return Err("expected a positive number".into()) } Ok(()) }),
+    setting!("queue", &["--queue"], "INT", Value, "64", "Worker processes",
+        "Requests that may wait for a free app thread (with --threads > 1); beyond that the server answers 503 at once.",
+        |c, v| { c.queue = number(v, "a number")?; Ok(()) }),
+    setting!("max_connections", &["--max-connections"], "INT", Value, "10000", "Worker processes",
+        "Most client connections open at once; more wait in the listen queue.",
+        |c, v| { c.max_connections = number(v, "a positive number")?; if c.max_connections == 0 { return Err("expected a positive number".into()) } Ok(()) }),
+    setting!("keepalive", &["--keep-alive"], "SECONDS", Value, "2", "Worker processes",
+        "How long an idle keep-alive connection, or a client sending its request head, may take.",
+        |c, v| { c.keep_alive = seconds(v)?; Ok(()) }),
+    setting!("graceful_timeout", &["--graceful-timeout"], "SECONDS", Value, "30", "Worker processes",
+        "After a graceful stop (SIGTERM), how long in-flight requests may take to finish.",
+        |c, v| { c.graceful_timeout = seconds(v)?; Ok(()) }),
+    setting!("chdir", &["--chdir"], "DIR", Value, "", "Python",
+        "Change to DIR before loading the app; DIR is put first on sys.path.",
+        |c, v| { c.chdir = Some(PathBuf::from(v)); Ok(()) }),
+    setting!("pythonpath", &["--pythonpath"], "PATHS", Multi, "", "Python",
+        "Comma-separated directories to put first on sys.path.",
+        |c, v| { c.pythonpath.extend(v.split(',').filter(|p| !p.is_empty()).map(PathBuf::from)); Ok(()) }),
+    setting!("raw_env", &["-e", "--env"], "KEY=VALUE", Multi, "", "Python",
+        "Set an environment variable before the app is loaded. Repeatable.",
+        |c, v| { let (k, val) = v.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, got {v:?}"))?; if k.is_empty() { return Err(format!("expected KEY=VALUE, got {v:?}")) } c.env.push((k.to_owned(), val.to_owned())); Ok(()) }),
+    setting!("virtualenv", &["--virtualenv"], "DIR", Value, "$VIRTUAL_ENV", "Python",
+        "A virtualenv whose packages the app imports.",
+        |c, v| { c.virtualenv = Some(PathBuf::from(v)); Ok(()) }),
+    setting!("accesslog", &["--access-logfile"], "FILE", Value, "", "Logging",
+        "Write an access log line per request to FILE (`-` is stdout). Off by default.",
+        |c, v| { c.access_logfile = Some(v.to_owned()); Ok(()) }),
+    setting!("access_log_format", &["--access-logformat"], "FORMAT", Value, "Gunicorn's default", "Logging",
+        "The access log format, with Gunicorn's atoms (`%(h)s`, `%(r)s`, `%({header}i)s`...), or `json` for one JSON object a line.",
+        |c, v| { if v != "json" { crate::accesslog::LogFormat::gunicorn(v).map_err(|e| e.to_string())?; } c.access_logformat = v.to_owned(); Ok(()) }),
+    setting!("errorlog", &["--error-logfile", "--log-file"], "FILE", Value, "-", "Logging",
+        "Write the error log to FILE (`-` is stderr).",
+        |c, v| { c.error_logfile = v.to_owned(); Ok(()) }),
+    setting!("loglevel", &["--log-level"], "LEVEL", Value, "info", "Logging",
+        "The error log's level: debug, info, warning, error or critical.",
+        |c, v| { crate::logging::parse_level(v)?; c.log_level = v.to_ascii_lowercase(); Ok(()) }),
+    setting!("forwarded_allow_ips", &["--forwarded-allow-ips"], "IPS", Value, "127.0.0.1,::1", "Security",
+        "Comma-separated addresses and CIDR networks (or `*`) of proxies whose X-Forwarded-For/Proto/Host/Port and Forwarded headers are believed.",
+        |c, v| { c.forwarded_allow_ips = v.parse().map_err(|e: crate::Error| e.to_string())?; Ok(()) }),
+    setting!("certfile", &["--certfile"], "FILE", Value, "", "SSL",
+        "The TLS certificate chain (PEM). With --keyfile, every TCP socket serves HTTPS (HTTP/2 by ALPN).",
+        |c, v| { c.certfile = Some(PathBuf::from(v)); Ok(()) }),
+    setting!("keyfile", &["--keyfile"], "FILE", Value, "", "SSL",
+        "The TLS private key (PEM).",
+        |c, v| { c.keyfile = Some(PathBuf::from(v)); Ok(()) }),
+    setting!("limit_request_line", &["--limit-request-line"], "INT", Value, "4094", "Security",
+        "The longest request line accepted (414 beyond); 0 for no limit.",
+        |c, v| { c.limit_request_line = number(v, "a number")?; Ok(()) }),
+    setting!("limit_request_fields", &["--limit-request-fields"], "INT", Value, "100", "Security",
+        "The most header fields in a request (431 beyond).",
+        |c, v| { c.limit_request_fields = number(v, "a number")?; Ok(()) }),
+    setting!("limit_request_field_size", &["--limit-request-field_size", "--limit-request-field-size"], "INT", Value, "8190", "Security",
+        "The longest header field line (431 beyond); 0 for no limit.",
+        |c, v| { c.limit_request_field_size = number(v, "a number")?; Ok(()) }),
+    setting!("limit_request_body", &["--limit-request-body"], "BYTES", Value, "0", "Security",
+        "The largest request body accepted (413 beyond); 0 for no limit.",
+        |c, v| { let n: u64 = number(v, "a number of bytes")?; c.limit_request_body = (n > 0).then_some(n); Ok(()) }),
+    setting!("check_config", &["--check-config"], "", Switch, "false", "Debugging",
+        "Check the settings and import the app, then exit (status 0 or 2).",
+        |c, v| { c.check_config = switch(v)?; Ok(()) }),
+    setting!("print_config", &["--print-config"], "", Switch, "false", "Debugging",
+        "Print the resulting settings, then exit.",
+        |c, v| { c.print_config = switch(v)?; Ok(()) }),
+    setting!("version", &["-v", "--version"], "", Switch, "false", "Debugging",
+        "Print the version and exit.",
+        |c, v| { c.version = switch(v)?; Ok(()) }),
+    setting!("help", &["-h", "--help"], "", Switch, "false", "Debugging",
+        "Print this help and exit.",
+        |c, v| { c.help = switch(v)?; Ok(()) }),
+];
+
+/// A setting error: one line naming the offending flag, variable or value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn find_flag(flag: &str) -> Option<&'static Setting> {
+    SETTINGS.iter().find(|s| s.flags.contains(&flag))
+}
+
+/// Split a whole command line (`WSGI_SERVER_CMD_ARGS`) into arguments:
+/// whitespace separates, single and double quotes group.
+#[must_use]
+pub fn split_args(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    let mut any = false;
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => cur.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                any = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if any || !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                    any = false;
+                }
+            }
+            (None, c) => cur.push(c),
+        }
+    }
+    if any || !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// Values gathered for each setting, before they are applied.
+#[derive(Default)]
+struct Gathered {
+    values: Vec<(usize, Vec<String>, String)>,
+    app: Option<String>,
+}
+
+impl Gathered {
+    /// Record `value` for setting `idx`; `source` names where it came from.
+    /// A later source replaces an earlier one; a repeatable setting keeps
+    /// every value of one source.
+    fn put(&mut self, idx: usize, value: String, source: &str) {
+        match self.values.iter_mut().find(|(i, _, _)| *i == idx) {
+            Some((_, vals, src)) if src == source && SETTINGS[idx].kind == Kind::Multi => vals.push(value),
+            Some((_, vals, src)) => {
+                *vals = vec![value];
+                *src = source.to_owned();
+            }
+            None => self.values.push((idx, vec![value], source.to_owned())),
+        }
+    }
+}
+
+fn gather_args(g: &mut Gathered, args: &[String], source: &str) -> Result<(), ConfigError> {
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg == "--" {
+            for rest in &args[i..] {
+                set_app(g, rest, source)?;
+            }
+            break;
+        }
+        if !arg.starts_with('-') || arg == "-" {
+            set_app(g, arg, source)?;
+            continue;
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f, Some(v.to_owned())),
+            _ => (arg.as_str(), None),
+        };
+        let Some(setting) = find_flag(flag) else {
+            return Err(ConfigError(format!("unknown option {flag:?}{}", suggest(flag))));
+        };
+        let idx = SETTINGS.iter().position(|s| std::ptr::eq(s, setting)).unwrap_or(0);
+        let value = match (setting.kind, inline) {
+            (Kind::Switch, None) => "true".to_owned(),
+            (_, Some(v)) => v,
+            (_, None) => {
+                let v = args.get(i).ok_or_else(|| ConfigError(format!("option {flag} expects {}", setting.meta)))?;
+                i += 1;
+                v.clone()
+            }
+        };
+        g.put(idx, value, source);
+    }
+    Ok(())
+}
+
+fn set_app(g: &mut Gathered, arg: &str, source: &str) -> Result<(), ConfigError> {
+    if let Some(prev) = &g.app {
+        if source == "command line" {
+            return Err(ConfigError(format!("more than one application given: {prev:?} and {arg:?}")));
+        }
+    }
+    g.app = Some(arg.to_owned());
+    Ok(())
+}
+
+fn suggest(flag: &str) -> String {
+    let bare = flag.trim_start_matches('-').replace('-', "_");
+    SETTINGS
+        .iter()
+        .flat_map(|s| s.flags.iter())
+        .find(|f| f.trim_start_matches('-').replace('-', "_") == bare || (bare.len() > 3 && f.contains(&bare)))
+        .map(|f| format!(" (did you mean {f}?)"))
+        .unwrap_or_default()
+}
+
+/// Build the configuration from the environment (`getenv`) and the command
+/// line (without the program name).
+///
+/// # Errors
+/// One line naming the unknown flag, the bad value and its setting, or the
+/// environment variable it came from.
+pub fn parse(args: &[String], getenv: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    let mut g = Gathered::default();
+    for (idx, s) in SETTINGS.iter().enumerate() {
+        if let Some(v) = getenv(&s.env_var()) {
+            if s.kind == Kind::Multi {
+                for part in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    g.put(idx, part.to_owned(), &s.env_var());
+                }
+            } else {
+                g.put(idx, v, &s.env_var());
+            }
+        }
+    }
+    if let Some(cmd) = getenv("WSGI_SERVER_CMD_ARGS") {
+        gather_args(&mut g, &split_args(&cmd), "WSGI_SERVER_CMD_ARGS")?;
+    }
+    gather_args(&mut g, args, "command line")?;
+    let mut config = Config { app: g.app.clone(), ..Config::default() };
+    for (idx, values, source) in &g.values {
+        let s = &SETTINGS[*idx];
+        for v in values {
+            (s.apply)(&mut config, v).map_err(|why| {
+                let from = if source == "command line" {
+                    s.flags.last().copied().unwrap_or(s.name).to_owned()
+                } else {
+                    format!("{} (from {source})", s.flags.last().copied().unwrap_or(s.name))
+                };
+                ConfigError(format!("invalid value for {from}: {why}"))
+            })?;
+        }
+    }
+    if config.certfile.is_some() != config.keyfile.is_some() {
+        return Err(ConfigError("--certfile and --keyfile go together".to_owned()));
+    }
+    Ok(config)
+}
+
+/// The command's `--help` text.
+#[must_use]
+pub fn help() -> String {
+    let mut out = String::from(
+        "usage: wsgi-server [OPTIONS] APP\n\nServe the Python WSGI application APP (`module:callable`, default callable\n`application`) over HTTP.\n",
+    );
+    let mut section = "";
+    for s in SETTINGS {
+        if s.section != section {
+            section = s.section;
+            let _ = write!(out, "\n{section}:\n");
+        }
+        let flags = s.flags.join(", ");
+        let head = if s.meta.is_empty() { flags } else { format!("{flags} {}", s.meta) };
+        let _ = writeln!(out, "  {head}");
+        let _ = writeln!(out, "      {}", s.help);
+        if !s.default.is_empty() && s.kind != Kind::Switch {
+            let _ = writeln!(out, "      Default: {}", s.default);
+        }
+    }
+    out
+}
+
+/// The settings reference in Markdown (`docs/settings.md`).
+#[must_use]
+pub fn reference_markdown() -> String {
+    let mut out = String::from(
+        "# Settings reference\n\n<!-- Generated from wsgi-server/src/settings.rs; do not edit. Regenerate with\n     `cargo run -p wsgi-server --example gen-settings-doc`. -->\n\nEvery setting can be given on the command line, or in the environment as\n`WSGI_SERVER_<NAME>` (repeatable settings take a comma-separated list there).\n`WSGI_SERVER_CMD_ARGS` holds whole command-line arguments. The command line\nwins over the environment.\n",
+    );
+    let mut section = "";
+    for s in SETTINGS {
+        if s.section != section {
+            section = s.section;
+            let _ = write!(out, "\n## {section}\n");
+        }
+        let _ = write!(out, "\n### `{}`\n\n", s.name);
+        let flags: Vec<String> = s.flags.iter().map(|f| format!("`{f}{}`", if s.meta.is_empty() { String::new() } else { format!(" {}", s.meta) })).collect();
+        let _ = writeln!(out, "- Command line: {}", flags.join(", "));
+        let _ = writeln!(out, "- Environment: `{}`", s.env_var());
+        if !s.default.is_empty() {
+            let _ = writeln!(out, "- Default: `{}`", s.default);
+        }
+        if s.kind == Kind::Multi {
+            let _ = writeln!(out, "- Repeatable");
+        }
+        let _ = write!(out, "\n{}\n", s.help);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        split_args(s)
+    }
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn flags_take_values_in_both_forms() {
+        let c = parse(&args("app:x -b 127.0.0.1:9000 --bind=unix:/tmp/s --threads 4 --keep-alive=5"), &no_env).unwrap();
+        assert_eq!(c.app.as_deref(), Some("app:x"));
+        assert_eq!(c.binds.len(), 2);
+        assert_eq!(c.threads, 4);
+        assert_eq!(c.keep_alive, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        let e = parse(&args("app --threads abc"), &no_env).unwrap_err().0;
+        assert!(e.contains("--threads") && e.contains("abc"), "{e}");
+        let e = parse(&args("app --bind nohost:99999"), &no_env).unwrap_err().0;
+        assert!(e.contains("--bind") && e.contains("99999"), "{e}");
+        let e = parse(&args("app --no-such-flag"), &no_env).unwrap_err().0;
+        assert!(e.contains("--no-such-flag"), "{e}");
+        let e = parse(&args("app --limit-request-line"), &no_env).unwrap_err().0;
+        assert!(e.contains("expects"), "{e}");
+    }
+
+    #[test]
+    fn the_command_line_wins_over_the_environment() {
+        let env = |k: &str| match k {
+            "WSGI_SERVER_THREADS" => Some("8".to_owned()),
+            "WSGI_SERVER_BIND" => Some("127.0.0.1:1,127.0.0.1:2".to_owned()),
+            "WSGI_SERVER_CMD_ARGS" => Some("--keep-alive 7 'my app:x'".to_owned()),
+            _ => None,
+        };
+        let c = parse(&args("--threads 3"), &env).unwrap();
+        assert_eq!(c.threads, 3);
+        assert_eq!(c.binds.len(), 2);
+        assert_eq!(c.keep_alive, Duration::from_secs(7));
+        assert_eq!(c.app.as_deref(), Some("my app:x"));
+        let bad = |k: &str| (k == "WSGI_SERVER_THREADS").then(|| "x".to_owned());
+        let e = parse(&[], &bad).unwrap_err().0;
+        assert!(e.contains("WSGI_SERVER_THREADS"), "{e}");
+    }
+
+    #[test]
+    fn every_setting_has_a_unique_name_and_flags() {
+        let mut seen = std::collections::HashSet::new();
+        for s in SETTINGS {
+            assert!(seen.insert(s.name), "{}", s.name);
+            for f in s.flags {
+                assert!(seen.insert(f), "{f}");
+                assert!(f.starts_with('-'));
+            }
+            assert!(!s.help.is_empty());
+        }
+    }
+
+    #[test]
+    fn the_docs_reference_is_generated_from_the_table() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/settings.md");
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == reference_markdown(),
+            "docs/settings.md is stale: run `cargo run -p wsgi-server --example gen-settings-doc`"
+        );
+    }
+}
