@@ -19,6 +19,10 @@ else
   echo "skipped: ../shared/corpus not present"
 fi
 
+step "python test environment (virtualenv with Flask and Django)"
+export WSGI_TEST_VENV="${WSGI_TEST_VENV:-$PWD/.venv}"
+bash scripts/python-venv.sh
+
 step "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --locked --no-fail-fast

@@ -7,7 +7,8 @@ fn main() {
     let config = pyo3_build_config::get();
     if let Some(dir) = config.lib_dir() {
         println!("cargo:rustc-link-arg=-Wl,-rpath,{dir}");
-        println!("cargo:rustc-env=WSGI_PYTHON_LIBDIR={dir}");
+        // For dependents that build binaries (wsgi-server): DEP_WSGI_PYTHON_LIBDIR.
+        println!("cargo:libdir={dir}");
     }
     pyo3_build_config::use_pyo3_cfgs();
 }

@@ -23,7 +23,13 @@ fn py_bytes(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
 }
 
 /// Turn the application's result into a body.
-pub(crate) fn into_body(py: Python<'_>, c: &Consts, result: Bound<'_, PyAny>, errors: Errors) -> PyResult<Body> {
+pub(crate) fn into_body(
+    py: Python<'_>,
+    c: &Consts,
+    result: Bound<'_, PyAny>,
+    ctx: Bound<'_, PyAny>,
+    errors: Errors,
+) -> PyResult<Body> {
     if result.is_instance_of::<PyString>() || result.is_instance_of::<PyBytes>() {
         return Err(PyTypeError::new_err(
             "the application returned a str or bytes object; it must return an iterable of bytes, e.g. [body]",
@@ -39,17 +45,29 @@ pub(crate) fn into_body(py: Python<'_>, c: &Consts, result: Bound<'_, PyAny>, er
         return Ok(Body::chunks(chunks));
     }
     if result.is_instance(c.file_wrapper_type(py))? {
-        if let Some(body) = file_body(py, &result, errors.clone())? {
+        if let Some(body) = file_body(py, c, &result, &ctx, errors.clone())? {
             return Ok(body);
         }
     }
-    let iter = result.try_iter()?.into_any().unbind();
-    let close = if result.hasattr("close")? { Some(result.unbind()) } else { None };
-    Ok(Body::from_body_iter(PyIterBody { iter: Some(iter), close, errors }))
+    let next = result.try_iter()?.getattr("__next__")?.unbind();
+    let close = if result.hasattr("close")? { Some(result.getattr("close")?.unbind()) } else { None };
+    Ok(Body::from_body_iter(PyIterBody {
+        next: Some(next),
+        close,
+        ctx: ctx.unbind(),
+        run: c.run.clone_ref(py),
+        errors,
+    }))
 }
 
 /// A `wsgi.file_wrapper` result over a regular file: send the file itself.
-fn file_body(py: Python<'_>, wrapper: &Bound<'_, PyAny>, errors: Errors) -> PyResult<Option<Body>> {
+fn file_body(
+    py: Python<'_>,
+    c: &Consts,
+    wrapper: &Bound<'_, PyAny>,
+    ctx: &Bound<'_, PyAny>,
+    errors: Errors,
+) -> PyResult<Option<Body>> {
     let w = wrapper.cast::<FileWrapper>()?.borrow();
     let filelike = w.filelike.bind(py);
     let Ok(fd) = filelike.call_method0("fileno").and_then(|f| f.extract::<i32>()) else {
@@ -72,10 +90,13 @@ fn file_body(py: Python<'_>, wrapper: &Bound<'_, PyAny>, errors: Errors) -> PyRe
     }
     let len = meta.len().saturating_sub(pos);
     let body = FileBody::with_range(file, pos, len).block_size(w.blksize.max(64 * 1024));
-    let wrapper = wrapper.clone().unbind();
+    let close = wrapper.getattr("close")?.unbind();
+    let ctx = ctx.clone().unbind();
+    let run = c.run.clone_ref(py);
     Ok(Some(Body::file(body).on_close(move || {
+        crate::keep_thread_state();
         Python::attach(|py| {
-            if let Err(e) = wrapper.bind(py).call_method0("close") {
+            if let Err(e) = ctx.bind(py).call_method1(run.bind(py), (close,)) {
                 log_traceback(py, &e, &errors);
             }
         });
@@ -83,38 +104,37 @@ fn file_body(py: Python<'_>, wrapper: &Bound<'_, PyAny>, errors: Errors) -> PyRe
 }
 
 /// Any other iterable: pulled one item at a time, with the GIL held only
-/// for the pull; its `close()` is called when the body is dropped.
+/// for the pull, in the request's context; its `close()` is called when the
+/// body is dropped.
 struct PyIterBody {
-    iter: Option<Py<PyAny>>,
+    next: Option<Py<PyAny>>,
     close: Option<Py<PyAny>>,
+    ctx: Py<PyAny>,
+    run: Py<pyo3::types::PyString>,
     errors: Errors,
 }
 
 impl BodyIter for PyIterBody {
     fn next_chunk(&mut self) -> Option<Result<Bytes, AppError>> {
-        let iter = self.iter.as_ref()?;
-        Python::attach(|py| {
-            let it = iter.bind(py);
-            match it.call_method0("__next__") {
-                Ok(item) => Some(py_bytes(&item).map_err(|e| app_error(py, e, &self.errors))),
-                Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => None,
-                Err(e) => Some(Err(app_error(py, e, &self.errors))),
-            }
+        let next = self.next.as_ref()?;
+        crate::keep_thread_state();
+        Python::attach(|py| match self.ctx.bind(py).call_method1(self.run.bind(py), (next,)) {
+            Ok(item) => Some(py_bytes(&item).map_err(|e| app_error(py, e, &self.errors))),
+            Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => None,
+            Err(e) => Some(Err(app_error(py, e, &self.errors))),
         })
     }
 }
 
 impl Drop for PyIterBody {
     fn drop(&mut self) {
-        let iter = self.iter.take();
+        let next = self.next.take();
         let close = self.close.take();
-        if iter.is_none() && close.is_none() {
-            return;
-        }
+        crate::keep_thread_state();
         Python::attach(|py| {
-            drop(iter);
-            if let Some(obj) = close {
-                if let Err(e) = obj.bind(py).call_method0("close") {
+            drop(next);
+            if let Some(close) = close {
+                if let Err(e) = self.ctx.bind(py).call_method1(self.run.bind(py), (close,)) {
                     log_traceback(py, &e, &self.errors);
                 }
             }

@@ -8,6 +8,12 @@ use crate::objects::{ErrorStream, FileWrapper, InputStream, StartResponseFn};
 
 /// Python objects built once and reused for every request.
 pub(crate) struct Consts {
+    /// Interned key strings (their hash is computed once), by key.
+    core_keys: std::collections::HashMap<&'static str, Py<PyString>>,
+    /// `HTTP_*` key strings by header name, made on first use.
+    header_keys: std::sync::Mutex<std::collections::HashMap<http::HeaderName, Py<PyString>>>,
+    pub(crate) copy_context: Py<PyAny>,
+    pub(crate) run: Py<PyString>,
     version: Py<PyTuple>,
     http: Py<PyString>,
     https: Py<PyString>,
@@ -26,7 +32,13 @@ pub(crate) struct Consts {
 impl Consts {
     pub(crate) fn new(py: Python<'_>) -> PyResult<Consts> {
         let k = |s: &str| PyString::intern(py, s).unbind();
+        let core_keys =
+            wsgi_spec::CORE_CGI_KEYS.iter().chain(["wsgi.url_scheme"].iter()).map(|&key| (key, k(key))).collect();
         Ok(Consts {
+            core_keys,
+            header_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            copy_context: py.import("contextvars")?.getattr("copy_context")?.unbind(),
+            run: k("run"),
             version: PyTuple::new(py, [1, 0])?.unbind(),
             http: k("http"),
             https: k("https"),
@@ -50,15 +62,40 @@ impl Consts {
 
 /// A native string from bytes, decoded as latin-1 (UNI-3): every byte is
 /// the code point of the same value.
-pub(crate) fn latin1_str<'py>(py: Python<'py>, bytes: &[u8]) -> Bound<'py, PyString> {
-    if bytes.is_ascii() {
-        // ASCII is valid UTF-8 and means the same in latin-1.
-        if let Ok(s) = std::str::from_utf8(bytes) {
-            return PyString::new(py, s);
+pub(crate) fn latin1_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'py, PyString>> {
+    let len = isize::try_from(bytes.len()).map_err(|_| pyo3::exceptions::PyOverflowError::new_err("value too long"))?;
+    // SAFETY: a 1-byte-kind string is made from `len` bytes at `bytes`,
+    // which CPython copies; the result is a new reference (or NULL with an
+    // exception set, which `from_owned_ptr_or_err` turns into an error).
+    unsafe {
+        let obj =
+            pyo3::ffi::PyUnicode_FromKindAndData(pyo3::ffi::PyUnicode_1BYTE_KIND as _, bytes.as_ptr().cast(), len);
+        Ok(Bound::from_owned_ptr_or_err(py, obj)?.cast_into_unchecked())
+    }
+}
+
+impl Consts {
+    fn key<'py>(&self, py: Python<'py>, key: wsgi_spec::CgiKey<'_>) -> Bound<'py, PyString> {
+        match key {
+            wsgi_spec::CgiKey::Core(k) => match self.core_keys.get(k) {
+                Some(s) => s.bind(py).clone(),
+                None => PyString::intern(py, k),
+            },
+            wsgi_spec::CgiKey::Header(name) => {
+                let mut cache = self.header_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(s) = cache.get(name) {
+                    return s.bind(py).clone();
+                }
+                let s = PyString::intern(py, &wsgi_spec::http_key(name));
+                // Bounded: clients choose header names.
+                if cache.len() < 1024 {
+                    cache.insert(name.clone(), s.clone().unbind());
+                }
+                s
+            }
+            other => PyString::intern(py, &other.to_key()),
         }
     }
-    let s: String = bytes.iter().map(|&b| char::from(b)).collect();
-    PyString::new(py, &s)
 }
 
 /// The latin-1 bytes of a native string; `None` if it holds a code point
@@ -78,11 +115,18 @@ pub(crate) fn environ_dict<'py>(
     start_response: StartResponse,
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, StartResponseFn>)> {
     let dict = PyDict::new(py);
-    for (key, value) in environ.cgi_vars() {
-        if key == "wsgi.url_scheme" {
-            continue;
+    let mut failed = None;
+    environ.for_each_cgi_var(|key, value| {
+        if failed.is_some() || key == wsgi_spec::CgiKey::Core("wsgi.url_scheme") {
+            return;
         }
-        dict.set_item(PyString::intern(py, &key), latin1_str(py, &value))?;
+        let r = latin1_str(py, &value).and_then(|v| dict.set_item(c.key(py, key), v));
+        if let Err(e) = r {
+            failed = Some(e);
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
     }
     let scheme = match environ.url_scheme {
         wsgi_spec::Scheme::Https => &c.https,

@@ -164,16 +164,69 @@ fn prepare_sys_path(py: Python<'_>, opts: &LoadOptions) -> Result<(), Error> {
     Ok(())
 }
 
+/// Keep one Python thread state alive for the calling thread.
+///
+/// Without it, each `Python::attach` on a thread Python does not know
+/// creates a thread state and destroys it at the end: slow, and it loses
+/// `threading.local` data and the thread's `contextvars` context between
+/// the application call and the iteration of its body. Called on every
+/// entry into Python; the thread state is released when the thread exits.
+pub(crate) fn keep_thread_state() {
+    struct Kept {
+        saved: *mut pyo3::ffi::PyThreadState,
+        gil: pyo3::ffi::PyGILState_STATE,
+    }
+    impl Drop for Kept {
+        fn drop(&mut self) {
+            // SAFETY: undoes `PyEval_SaveThread` then `PyGILState_Ensure`,
+            // on the thread that made them (thread-local destructor).
+            unsafe {
+                pyo3::ffi::PyEval_RestoreThread(self.saved);
+                pyo3::ffi::PyGILState_Release(self.gil);
+            }
+        }
+    }
+    thread_local! {
+        static KEPT: std::cell::RefCell<Option<Kept>> = const { std::cell::RefCell::new(None) };
+    }
+    KEPT.with(|k| {
+        if k.borrow().is_some() {
+            return;
+        }
+        // SAFETY: the interpreter is initialised (a PythonApp exists) and
+        // this thread does not hold the GIL (we are outside any attach):
+        // take a thread state for this thread, then release the GIL while
+        // keeping the thread state.
+        let kept = unsafe {
+            if pyo3::ffi::Py_IsInitialized() == 0 || pyo3::ffi::PyGILState_Check() == 1 {
+                return;
+            }
+            let gil = pyo3::ffi::PyGILState_Ensure();
+            let saved = pyo3::ffi::PyEval_SaveThread();
+            Kept { saved, gil }
+        };
+        *k.borrow_mut() = Some(kept);
+    });
+}
+
 impl Application for PythonApp {
     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, AppError> {
         let errors = environ.errors.clone();
+        keep_thread_state();
         Python::attach(|py| {
             let (dict, sr) = convert::environ_dict(py, &self.consts, environ, start_response)
                 .map_err(|e| objects::app_error(py, e, &errors))?;
-            let args =
-                PyTuple::new(py, [dict.into_any(), sr.into_any()]).map_err(|e| objects::app_error(py, e, &errors))?;
-            let result = self.app.bind(py).call1(args).map_err(|e| objects::app_error(py, e, &errors))?;
-            body::into_body(py, &self.consts, result, errors.clone()).map_err(|e| objects::app_error(py, e, &errors))
+            // Each request runs in a context of its own (copied from the
+            // thread's), and so do the iteration and close() of its body:
+            // contextvars set by the app stay with the request, even when
+            // other requests run on the same thread in between.
+            let ctx = self.consts.copy_context.bind(py).call0().map_err(|e| objects::app_error(py, e, &errors))?;
+            let args = PyTuple::new(py, [self.app.bind(py).clone(), dict.into_any(), sr.into_any()])
+                .map_err(|e| objects::app_error(py, e, &errors))?;
+            let result =
+                ctx.call_method1(self.consts.run.bind(py), args).map_err(|e| objects::app_error(py, e, &errors))?;
+            body::into_body(py, &self.consts, result, ctx, errors.clone())
+                .map_err(|e| objects::app_error(py, e, &errors))
         })
     }
 }

@@ -230,7 +230,9 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderMap> {
         let value = value
             .cast::<PyString>()
             .map_err(|_| PyTypeError::new_err(format!("header value must be str, not {}", type_name(&value))))?;
-        let (name, value) = (name.to_str()?, value.to_str()?);
+        // Leading and trailing whitespace is not part of a field value
+        // (RFC 9110 5.5); Django's Set-Cookie starts with a space.
+        let (name, value) = (name.to_str()?, value.to_str()?.trim_matches([' ', '\t']));
         let name_h = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| PyValueError::new_err(format!("invalid header name {name:?}")))?;
         let vbytes = latin1_bytes(value)

@@ -89,10 +89,16 @@ fn main() -> ExitCode {
     for l in bound.listeners() {
         tracing::info!("Listening at: {} ({})", l.describe(), std::process::id());
     }
-    let mode = if config.threads == 1 { "inline (1 thread)".to_owned() } else { format!("{} app threads", config.threads) };
+    let mode =
+        if config.threads == 1 { "inline (1 thread)".to_owned() } else { format!("{} app threads", config.threads) };
     tracing::info!("Serving {app_spec} with {mode}");
     let io_threads = if config.threads == 1 { 1 } else { std::thread::available_parallelism().map_or(2, |n| n.get()) };
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(io_threads).thread_name("wsgi-io").enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(io_threads)
+        .thread_name("wsgi-io")
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
     };

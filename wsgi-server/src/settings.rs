@@ -464,7 +464,11 @@ pub fn reference_markdown() -> String {
             let _ = write!(out, "\n## {section}\n");
         }
         let _ = write!(out, "\n### `{}`\n\n", s.name);
-        let flags: Vec<String> = s.flags.iter().map(|f| format!("`{f}{}`", if s.meta.is_empty() { String::new() } else { format!(" {}", s.meta) })).collect();
+        let flags: Vec<String> = s
+            .flags
+            .iter()
+            .map(|f| format!("`{f}{}`", if s.meta.is_empty() { String::new() } else { format!(" {}", s.meta) }))
+            .collect();
         let _ = writeln!(out, "- Command line: {}", flags.join(", "));
         let _ = writeln!(out, "- Environment: `{}`", s.env_var());
         if !s.default.is_empty() {

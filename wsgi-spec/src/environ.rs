@@ -152,6 +152,8 @@ pub struct Environ {
 }
 
 /// The PEP 3333 keys the map view knows besides `HTTP_*` and [`Environ::vars`].
+pub const CORE_CGI_KEYS: [&str; 12] = CORE_KEYS;
+
 const CORE_KEYS: [&str; 12] = [
     "REQUEST_METHOD",
     "SCRIPT_NAME",
@@ -318,9 +320,19 @@ impl Environ {
     #[must_use]
     pub fn cgi_vars(&self) -> Vec<(Cow<'_, str>, Cow<'_, [u8]>)> {
         let mut out = Vec::with_capacity(CORE_KEYS.len() + self.headers.keys_len() + self.vars.len() + 1);
+        self.for_each_cgi_var(|key, value| out.push((key.to_key(), value)));
+        out
+    }
+
+    /// Visit the map view without building its keys: what [`cgi_vars`]
+    /// lists, in the same order, with each key as a [`CgiKey`] so an adapter
+    /// can cache the strings it makes from them (e.g. per header name).
+    ///
+    /// [`cgi_vars`]: Environ::cgi_vars
+    pub fn for_each_cgi_var<'a>(&'a self, mut f: impl FnMut(CgiKey<'a>, Cow<'a, [u8]>)) {
         for key in CORE_KEYS {
             if let Some(v) = self.get(key) {
-                out.push((Cow::Borrowed(key), v));
+                f(CgiKey::Core(key), v);
             }
         }
         for name in self.headers.keys() {
@@ -328,16 +340,39 @@ impl Environ {
                 continue;
             }
             if let Some(v) = joined(&self.headers, name) {
-                out.push((Cow::Owned(http_key(name)), v));
+                f(CgiKey::Header(name), v);
             }
         }
-        out.push((Cow::Borrowed("wsgi.url_scheme"), Cow::Borrowed(self.url_scheme.as_str().as_bytes())));
+        f(CgiKey::Core("wsgi.url_scheme"), Cow::Borrowed(self.url_scheme.as_str().as_bytes()));
         for (k, v) in &self.vars {
             if !CORE_KEYS.contains(&k.as_str()) && !k.starts_with("HTTP_") && k != "wsgi.url_scheme" {
-                out.push((Cow::Borrowed(k.as_str()), latin1(v)));
+                f(CgiKey::Var(k.as_str()), latin1(v));
             }
         }
-        out
+    }
+}
+
+/// A key of the environ's map view, as [`Environ::for_each_cgi_var`] gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CgiKey<'a> {
+    /// A PEP 3333 key the spec defines (`REQUEST_METHOD`, `wsgi.url_scheme`...).
+    Core(&'static str),
+    /// `HTTP_` plus this header's name (see [`http_key`]).
+    Header(&'a HeaderName),
+    /// A variable of [`Environ::vars`].
+    Var(&'a str),
+}
+
+impl<'a> CgiKey<'a> {
+    /// The key as a string.
+    #[must_use]
+    pub fn to_key(self) -> Cow<'a, str> {
+        match self {
+            CgiKey::Core(k) => Cow::Borrowed(k),
+            CgiKey::Header(name) => Cow::Owned(http_key(name)),
+            CgiKey::Var(k) => Cow::Borrowed(k),
+        }
     }
 }
 
