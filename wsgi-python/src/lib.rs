@@ -209,6 +209,62 @@ pub(crate) fn keep_thread_state() {
     });
 }
 
+/// Call in a single-threaded parent just before `fork()` when the
+/// interpreter is initialised (an app was preloaded): takes the GIL and
+/// Python's fork locks (`PyOS_BeforeFork`).
+pub fn before_fork() {
+    // SAFETY: the interpreter is initialised (checked) and this thread holds
+    // no GIL; the matching release is in `after_fork_parent`/`_child`.
+    unsafe {
+        if pyo3::ffi::Py_IsInitialized() == 0 {
+            return;
+        }
+        let _ = pyo3::ffi::PyGILState_Ensure();
+        pyo3::ffi::PyOS_BeforeFork();
+    }
+}
+
+/// Call in the parent right after `fork()` (see [`before_fork`]).
+pub fn after_fork_parent() {
+    // SAFETY: pairs with `before_fork`, which took the GIL.
+    unsafe {
+        if pyo3::ffi::Py_IsInitialized() == 0 {
+            return;
+        }
+        pyo3::ffi::PyOS_AfterFork_Parent();
+        pyo3::ffi::PyEval_SaveThread();
+    }
+}
+
+/// Call in the child right after `fork()` (see [`before_fork`]): resets
+/// Python's state for the new process and releases the GIL.
+pub fn after_fork_child() {
+    // SAFETY: pairs with `before_fork` in the parent; the child's only
+    // thread holds the GIL.
+    unsafe {
+        if pyo3::ffi::Py_IsInitialized() == 0 {
+            return;
+        }
+        pyo3::ffi::PyOS_AfterFork_Child();
+        pyo3::ffi::PyEval_SaveThread();
+    }
+}
+
+/// Make Python's `faulthandler` write the stack of every thread to stderr
+/// on a fatal signal (`SIGABRT`, `SIGSEGV`...): a hung worker aborted by the
+/// master leaves the Python stacks of its busy threads in the error log.
+pub fn enable_faulthandler() {
+    if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+        return;
+    }
+    keep_thread_state();
+    Python::attach(|py| {
+        let _ = py
+            .import("faulthandler")
+            .and_then(|f| f.call_method1("enable", (py.import("sys")?.getattr("stderr")?, true)));
+    });
+}
+
 impl Application for PythonApp {
     fn call(&self, environ: Environ, start_response: StartResponse) -> Result<Body, AppError> {
         let errors = environ.errors.clone();

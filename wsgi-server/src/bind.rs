@@ -104,6 +104,18 @@ impl Listener {
         }
     }
 
+    /// Another handle on the same socket (for a worker process).
+    ///
+    /// # Errors
+    /// When the descriptor cannot be duplicated.
+    pub fn try_clone(&self) -> std::io::Result<Listener> {
+        Ok(match self {
+            Listener::Tcp(l) => Listener::Tcp(l.try_clone()?),
+            // Workers never remove the socket file; the master does.
+            Listener::Unix(l, _) => Listener::Unix(l.try_clone()?, None),
+        })
+    }
+
     /// The TCP address, for TCP listeners.
     #[must_use]
     pub fn local_addr(&self) -> Option<SocketAddr> {

@@ -27,6 +27,7 @@ mod guard;
 pub mod inline;
 mod io;
 pub mod logging;
+pub mod master;
 pub mod pool;
 pub mod proxy;
 mod server;

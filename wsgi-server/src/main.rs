@@ -1,19 +1,24 @@
-//! The `wsgi-server` command: serve a Python WSGI application.
+//! The `wsgi-server` command: serve a Python WSGI application with a master
+//! process and worker processes, configured like Gunicorn.
 //!
 //! `wsgi-server [OPTIONS] APP`; `wsgi-server --help` lists the options.
 //! Bad options, values and applications get one line on stderr and exit
 //! status 2.
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use wsgi_python::{LoadOptions, PythonApp};
 use wsgi_server::accesslog::{AccessLog, LogFormat};
-use wsgi_server::bind::{systemd_binds, Bind};
+use wsgi_server::bind::{listen, systemd_binds, Bind, Listener};
 use wsgi_server::logging::{parse_level, ErrorLog, LogTarget};
+use wsgi_server::master::{self, Hooks, MasterConfig, WorkerContext, APP_LOAD_ERROR, WORKER_BOOT_ERROR};
 use wsgi_server::settings::{self, Config};
-use wsgi_server::{Server, ShutdownHandle};
+use wsgi_server::{AppPool, Server, ShutdownHandle};
 
 /// Exit status for bad input: flags, values, applications.
 const USAGE: u8 = 2;
@@ -29,6 +34,15 @@ fn open_log(path: &str, stdio: fn() -> Box<dyn Write + Send>) -> std::io::Result
     }
     let f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
     Ok(Box::new(std::io::LineWriter::new(f)))
+}
+
+fn load_options(config: &Config) -> LoadOptions {
+    LoadOptions {
+        chdir: config.chdir.clone(),
+        pythonpath: config.pythonpath.clone(),
+        env: config.env.clone(),
+        virtualenv: config.virtualenv.clone(),
+    }
 }
 
 fn main() -> ExitCode {
@@ -56,97 +70,278 @@ fn main() -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(USAGE, format!("invalid value for --log-level: {e}")),
     };
-    let out: LogTarget = match open_log(&config.error_logfile, || Box::new(std::io::stderr())) {
+    let error_log: LogTarget = match open_log(&config.error_logfile, || Box::new(std::io::stderr())) {
         Ok(w) => Arc::new(Mutex::new(w)),
         Err(e) => return fail(USAGE, format!("cannot open the error log {:?}: {e}", config.error_logfile)),
     };
-    let _ = tracing::subscriber::set_global_default(ErrorLog::new(level, out));
+    let _ = tracing::subscriber::set_global_default(ErrorLog::new(level, Arc::clone(&error_log)));
 
-    let opts = LoadOptions {
-        chdir: config.chdir.clone(),
-        pythonpath: config.pythonpath.clone(),
-        env: config.env.clone(),
-        virtualenv: config.virtualenv.clone(),
+    // --check-config and --preload load the app here, in the master.
+    let preloaded = if config.check_config || config.preload {
+        match PythonApp::load(&app_spec, &load_options(&config)) {
+            Ok(app) => Some(Arc::new(app)),
+            Err(e) => return fail(USAGE, e),
+        }
+    } else {
+        None
     };
-    let app = match PythonApp::load(&app_spec, &opts) {
-        Ok(app) => app,
+    let access_log = match make_access_log(&config) {
+        Ok(l) => l,
         Err(e) => return fail(USAGE, e),
     };
     if config.check_config {
         println!("wsgi-server: configuration OK, application {app_spec:?} loaded");
         return ExitCode::SUCCESS;
     }
-    let server = match build(&config) {
-        Ok(s) => s,
-        Err(code_msg) => return fail(code_msg.0, code_msg.1),
-    };
-    let bound = match server.bind_all() {
-        Ok(b) => b,
-        Err(e @ wsgi_server::Error::InvalidSetting(_)) | Err(e @ wsgi_server::Error::Tls(_)) => return fail(USAGE, e),
-        Err(e) => return fail(1, e),
-    };
+    if let Some(mask) = config.umask {
+        // SAFETY: umask(2) only changes this process's file mode mask.
+        unsafe { libc::umask(mask as libc::mode_t) };
+    }
+    let mut binds = config.binds.clone();
+    if binds.is_empty() {
+        binds = systemd_binds();
+    }
+    if binds.is_empty() {
+        binds.push(Bind::Tcp(([127, 0, 0, 1], 8000).into()));
+    }
+    let mut listeners = Vec::new();
+    for b in &binds {
+        match listen(b, config.backlog) {
+            Ok(l) => listeners.push(l),
+            Err(e) => return fail(1, e),
+        }
+    }
+    if let Err(e) = drop_privileges(&config) {
+        return fail(USAGE, e);
+    }
     tracing::info!("Starting wsgi-server {}", env!("CARGO_PKG_VERSION"));
-    for l in bound.listeners() {
+    for l in &listeners {
         tracing::info!("Listening at: {} ({})", l.describe(), std::process::id());
     }
     let mode =
         if config.threads == 1 { "inline (1 thread)".to_owned() } else { format!("{} app threads", config.threads) };
-    tracing::info!("Serving {app_spec} with {mode}");
-    let io_threads = if config.threads == 1 { 1 } else { std::thread::available_parallelism().map_or(2, |n| n.get()) };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(io_threads)
-        .thread_name("wsgi-io")
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => return fail(1, format!("cannot start the runtime: {e}")),
+    tracing::info!("Serving {app_spec} with {} worker(s), {mode}", config.workers);
+
+    let shared = Arc::new(Mutex::new(config.clone()));
+    let mut hooks = CliHooks {
+        args,
+        config: Arc::clone(&shared),
+        python_forks: preloaded.is_some(),
+        error_log: Arc::clone(&error_log),
+        access_log: access_log.clone(),
+        notify: std::env::var_os("NOTIFY_SOCKET").map(PathBuf::from),
     };
-    let handle = bound.shutdown_handle();
-    let result = rt.block_on(async move {
-        tokio::spawn(handle_signals(handle));
-        bound.serve(Arc::new(app)).await
-    });
-    tracing::info!("Shutting down");
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => fail(1, e),
+    let master_config = MasterConfig {
+        workers: config.workers,
+        timeout: config.timeout,
+        graceful_timeout: config.graceful_timeout,
+        pidfile: config.pidfile.clone(),
+    };
+    let mut worker = |ctx: WorkerContext| -> i32 {
+        let config = shared.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let logs = Logs { error_log: Arc::clone(&error_log), access_log: access_log.clone() };
+        run_worker(&config, &app_spec, preloaded.clone(), &listeners, logs, ctx)
+    };
+    let code = master::run(master_config, &mut hooks, &mut worker);
+    hooks.notify("STOPPING=1");
+    for l in &listeners {
+        if let Listener::Unix(_, Some(path)) = l {
+            let _ = std::fs::remove_file(path);
+        }
     }
+    tracing::info!("Shutting down");
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
 }
 
-/// TERM: graceful stop; INT and QUIT: fast stop; a second TERM: fast stop.
-async fn handle_signals(handle: ShutdownHandle) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut quit)) =
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::quit()))
-    else {
-        tracing::error!("cannot install signal handlers");
-        return;
+fn make_access_log(config: &Config) -> Result<Option<AccessLog>, String> {
+    let Some(path) = &config.access_logfile else { return Ok(None) };
+    let format = if config.access_logformat == "json" {
+        LogFormat::Json
+    } else {
+        LogFormat::gunicorn(&config.access_logformat).map_err(|e| e.to_string())?
     };
-    let mut graceful = false;
-    loop {
-        tokio::select! {
-            _ = term.recv() => {
-                if graceful {
-                    handle.immediate();
-                } else {
-                    tracing::info!("Handling signal: term (graceful stop)");
-                    graceful = true;
-                    handle.graceful();
+    let out = open_log(path, || Box::new(std::io::stdout()))
+        .map_err(|e| format!("cannot open the access log {path:?}: {e}"))?;
+    Ok(Some(AccessLog::new(format, out)))
+}
+
+fn drop_privileges(config: &Config) -> Result<(), String> {
+    if let Some(group) = &config.group {
+        let gid = match group.parse::<libc::gid_t>() {
+            Ok(g) => g,
+            Err(_) => {
+                let name = std::ffi::CString::new(group.as_str()).map_err(|_| format!("invalid group {group:?}"))?;
+                // SAFETY: getgrnam reads the group database; the result is
+                // copied out at once.
+                let gr = unsafe { libc::getgrnam(name.as_ptr()) };
+                if gr.is_null() {
+                    return Err(format!("invalid value for --group: no group {group:?}"));
                 }
+                // SAFETY: non-null result of getgrnam.
+                unsafe { (*gr).gr_gid }
             }
-            _ = int.recv() => { tracing::info!("Handling signal: int"); handle.immediate(); }
-            _ = quit.recv() => { tracing::info!("Handling signal: quit"); handle.immediate(); }
+        };
+        // SAFETY: setgid(2) on this process.
+        if unsafe { libc::setgid(gid) } != 0 {
+            return Err(format!("cannot switch to group {group:?}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    if let Some(user) = &config.user {
+        let uid = match user.parse::<libc::uid_t>() {
+            Ok(u) => u,
+            Err(_) => {
+                let name = std::ffi::CString::new(user.as_str()).map_err(|_| format!("invalid user {user:?}"))?;
+                // SAFETY: getpwnam reads the user database; copied out at once.
+                let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+                if pw.is_null() {
+                    return Err(format!("invalid value for --user: no user {user:?}"));
+                }
+                // SAFETY: non-null result of getpwnam.
+                unsafe { (*pw).pw_uid }
+            }
+        };
+        // SAFETY: setuid(2) on this process.
+        if unsafe { libc::setuid(uid) } != 0 {
+            return Err(format!("cannot switch to user {user:?}: {}", std::io::Error::last_os_error()));
+        }
+    }
+    Ok(())
+}
+
+/// The master's hooks: Python fork safety, reload, log reopening, systemd.
+struct CliHooks {
+    args: Vec<String>,
+    config: Arc<Mutex<Config>>,
+    python_forks: bool,
+    error_log: LogTarget,
+    access_log: Option<AccessLog>,
+    notify: Option<PathBuf>,
+}
+
+impl CliHooks {
+    /// `sd_notify`: one datagram to `$NOTIFY_SOCKET`.
+    fn notify(&self, msg: &str) {
+        if let Some(path) = &self.notify {
+            if let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() {
+                let _ = sock.send_to(msg.as_bytes(), path);
+            }
         }
     }
 }
 
-fn build(config: &Config) -> Result<Server, (u8, String)> {
+impl Hooks for CliHooks {
+    fn before_fork(&mut self) {
+        if self.python_forks {
+            wsgi_python::before_fork();
+        }
+    }
+    fn after_fork_parent(&mut self) {
+        if self.python_forks {
+            wsgi_python::after_fork_parent();
+        }
+    }
+    fn after_fork_child(&mut self) {
+        if self.python_forks {
+            wsgi_python::after_fork_child();
+        }
+        // A worker must not outlive its master.
+        // SAFETY: prctl on this (child) process.
+        unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) };
+    }
+    fn reload(&mut self) -> Result<usize, String> {
+        self.notify("RELOADING=1");
+        let config = settings::parse(&self.args, &|k| std::env::var(k).ok()).map_err(|e| e.to_string())?;
+        let workers = config.workers;
+        *self.config.lock().unwrap_or_else(PoisonError::into_inner) = config;
+        self.notify("READY=1");
+        Ok(workers)
+    }
+    fn reopen_logs(&mut self) {
+        let config = self.config.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        Logs { error_log: Arc::clone(&self.error_log), access_log: self.access_log.clone() }.reopen(&config);
+    }
+    fn ready(&mut self) {
+        self.notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+    }
+}
+
+/// A worker's log handles, to reopen on `USR1`.
+#[derive(Clone)]
+struct Logs {
+    error_log: LogTarget,
+    access_log: Option<AccessLog>,
+}
+
+impl Logs {
+    fn reopen(&self, config: &Config) {
+        if let Ok(w) = open_log(&config.error_logfile, || Box::new(std::io::stderr())) {
+            *self.error_log.lock().unwrap_or_else(PoisonError::into_inner) = w;
+        }
+        if let (Some(log), Some(path)) = (&self.access_log, &config.access_logfile) {
+            if let Ok(w) = open_log(path, || Box::new(std::io::stdout())) {
+                log.reopen(w);
+            }
+        }
+    }
+}
+
+/// The body of a worker process.
+fn run_worker(
+    config: &Config,
+    app_spec: &str,
+    preloaded: Option<Arc<PythonApp>>,
+    listeners: &[Listener],
+    logs: Logs,
+    ctx: WorkerContext,
+) -> i32 {
+    let access_log = logs.access_log.clone();
+    let app = match preloaded {
+        Some(app) => app,
+        None => match PythonApp::load(app_spec, &load_options(config)) {
+            Ok(app) => Arc::new(app),
+            Err(e) => {
+                eprintln!("wsgi-server: error: {e}");
+                return APP_LOAD_ERROR;
+            }
+        },
+    };
+    // Whatever reaches stderr (Python's own tracebacks, faulthandler) goes
+    // to the error log file too.
+    if config.error_logfile != "-" {
+        if let Ok(f) = std::fs::OpenOptions::new().create(true).append(true).open(&config.error_logfile) {
+            use std::os::fd::AsRawFd;
+            // SAFETY: dup2 onto fd 2 of this (worker) process.
+            unsafe { libc::dup2(f.as_raw_fd(), 2) };
+        }
+    }
+    // On SIGABRT (the master's timeout), write every thread's Python stack.
+    wsgi_python::enable_faulthandler();
+    let mut own = Vec::new();
+    for l in listeners {
+        match l.try_clone() {
+            Ok(l) => own.push(l),
+            Err(e) => {
+                tracing::error!("worker cannot use its sockets: {e}");
+                return WORKER_BOOT_ERROR;
+            }
+        }
+    }
+    let inline = config.threads == 1;
+    let pool = match AppPool::new(config.threads, config.queue) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("worker cannot start its threads: {e}");
+            return WORKER_BOOT_ERROR;
+        }
+    };
+    let requests = Arc::new(AtomicU64::new(0));
     let mut server = Server::new()
+        .listeners(own)
         .threads(config.threads)
         .queue(config.queue)
-        .inline(config.threads == 1)
-        .listen_backlog(config.backlog)
+        .pool(pool.clone())
+        .count_requests(Arc::clone(&requests))
+        .inline(inline)
         .keep_alive(config.keep_alive)
         .graceful_timeout(config.graceful_timeout)
         .max_connections(config.max_connections)
@@ -155,36 +350,163 @@ fn build(config: &Config) -> Result<Server, (u8, String)> {
         .limit_request_field_size(config.limit_request_field_size)
         .limit_request_body(config.limit_request_body)
         .forwarded_allow_ips(config.forwarded_allow_ips.clone());
-    let mut binds = config.binds.clone();
-    if binds.is_empty() {
-        binds = systemd_binds();
+    let mut info = wsgi_spec::ServerInfo {
+        software: concat!("wsgi-server/", env!("CARGO_PKG_VERSION")).into(),
+        multiprocess: config.workers > 1,
+        ..wsgi_spec::ServerInfo::default()
+    };
+    info.errors = wsgi_spec::Errors::new(TracingErrors);
+    server = server.server_info(info);
+    if let Some(log) = access_log {
+        server = server.access_log(log);
     }
-    if binds.is_empty() {
-        binds.push(Bind::Tcp(([127, 0, 0, 1], 8000).into()));
-    }
-    for b in binds {
-        server = server.bind(b);
-    }
-    if let Some(path) = &config.access_logfile {
-        let format = if config.access_logformat == "json" {
-            LogFormat::Json
-        } else {
-            LogFormat::gunicorn(&config.access_logformat).map_err(|e| (USAGE, e.to_string()))?
-        };
-        let out = open_log(path, || Box::new(std::io::stdout()))
-            .map_err(|e| (USAGE, format!("cannot open the access log {path:?}: {e}")))?;
-        server = server.access_log(AccessLog::new(format, out));
-    }
+    #[cfg(feature = "tls")]
     if let (Some(cert), Some(key)) = (&config.certfile, &config.keyfile) {
-        #[cfg(feature = "tls")]
-        {
-            server = server.tls(wsgi_server::tls::TlsFiles { cert_file: cert.clone(), key_file: key.clone() });
+        server = server.tls(wsgi_server::tls::TlsFiles { cert_file: cert.clone(), key_file: key.clone() });
+    }
+    #[cfg(not(feature = "tls"))]
+    if config.certfile.is_some() {
+        eprintln!("wsgi-server: error: --certfile/--keyfile: this build has no TLS (build with the `tls` feature)");
+        return APP_LOAD_ERROR;
+    }
+    let bound = match server.bind_all() {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::error!("worker cannot start: {e}");
+            return WORKER_BOOT_ERROR;
         }
-        #[cfg(not(feature = "tls"))]
-        {
-            let _ = (cert, key);
-            return Err((USAGE, "--certfile/--keyfile: this build has no TLS (build with the `tls` feature)".into()));
+    };
+    let io_threads = if inline { 1 } else { std::thread::available_parallelism().map_or(2, |n| n.get()) };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(io_threads)
+        .thread_name("wsgi-io")
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!("worker cannot start its runtime: {e}");
+            return WORKER_BOOT_ERROR;
+        }
+    };
+    let handle = bound.shutdown_handle();
+    let limit = max_requests(config, ctx.id);
+    let watch = Watch {
+        heartbeat: ctx.heartbeat,
+        pool,
+        inline,
+        timeout: config.timeout,
+        requests,
+        limit,
+        memory: config.max_worker_memory,
+    };
+    let config = config.clone();
+    let result = rt.block_on(async move {
+        tokio::spawn(worker_signals(handle.clone(), logs, config.clone()));
+        tokio::spawn(watch.run(handle));
+        ctx.heartbeat.ready();
+        bound.serve(app).await
+    });
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!("worker stopped: {e}");
+            1
         }
     }
-    Ok(server)
+}
+
+/// `max_requests` plus this worker's jitter.
+fn max_requests(config: &Config, id: u64) -> u64 {
+    if config.max_requests == 0 {
+        return 0;
+    }
+    let jitter = if config.max_requests_jitter == 0 {
+        0
+    } else {
+        let seed = u64::from(std::process::id()) ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        seed % (config.max_requests_jitter + 1)
+    };
+    config.max_requests + jitter
+}
+
+/// The default `wsgi.errors` destination: `tracing` error events.
+#[derive(Debug, Clone, Copy)]
+struct TracingErrors;
+
+impl wsgi_spec::errors::ErrorSink for TracingErrors {
+    fn line(&self, line: &str) {
+        tracing::error!(target: "wsgi.errors", "{line}");
+    }
+}
+
+/// What a worker watches: its heartbeat, its request count, its memory.
+struct Watch {
+    heartbeat: master::Heartbeat,
+    pool: AppPool,
+    inline: bool,
+    timeout: Duration,
+    requests: Arc<AtomicU64>,
+    limit: u64,
+    memory: u64,
+}
+
+impl Watch {
+    async fn run(self, handle: ShutdownHandle) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        loop {
+            tick.tick().await;
+            // Inline: this task runs on the app's own thread, so a hung
+            // request stops it. With app threads: beat only while no
+            // request runs longer than the timeout.
+            let hung =
+                !self.inline && !self.timeout.is_zero() && self.pool.oldest_busy().is_some_and(|d| d > self.timeout);
+            if !hung {
+                self.heartbeat.beat();
+            }
+            if self.limit > 0 && self.requests.load(Ordering::Relaxed) >= self.limit {
+                tracing::info!("Worker reached max-requests ({}): recycling", self.limit);
+                handle.graceful();
+                return;
+            }
+            if self.memory > 0 {
+                if let Some(rss) = rss_bytes() {
+                    if rss > self.memory {
+                        tracing::warn!("Worker memory {} MiB is over max-worker-memory: recycling", rss >> 20);
+                        handle.graceful();
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// In a worker: TERM graceful stop; INT and QUIT fast stop; USR1 reopen
+/// the log files.
+async fn worker_signals(handle: ShutdownHandle, logs: Logs, config: Config) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut usr1)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
+        signal(SignalKind::user_defined1()),
+    ) else {
+        tracing::error!("cannot install signal handlers");
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => handle.graceful(),
+            _ = int.recv() => handle.immediate(),
+            _ = quit.recv() => handle.immediate(),
+            _ = usr1.recv() => logs.reopen(&config),
+        }
+    }
 }

@@ -5,10 +5,11 @@
 //! requests are admitted at once (running or waiting); beyond that
 //! [`AppPool::try_submit`] refuses at once and the server answers 503.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
+use std::time::{Duration, Instant};
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
@@ -25,6 +26,9 @@ struct Inner {
     /// Jobs admitted and not yet finished (running + queued).
     admitted: AtomicUsize,
     capacity: usize,
+    /// Per thread: when its current job started (ms since `epoch`), 0 when idle.
+    busy_since: Vec<AtomicU64>,
+    epoch: Instant,
 }
 
 /// Why a job was not admitted.
@@ -42,11 +46,20 @@ impl AppPool {
         let capacity = threads + backlog;
         let (tx, rx) = mpsc::sync_channel::<Job>(capacity);
         let rx = Arc::new(Mutex::new(rx));
+        let inner = Arc::new(Inner {
+            tx,
+            threads,
+            admitted: AtomicUsize::new(0),
+            capacity,
+            busy_since: (0..threads).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
+        });
         for i in 0..threads {
             let rx = Arc::clone(&rx);
-            thread::Builder::new().name(format!("wsgi-app-{i}")).spawn(move || worker(&rx))?;
+            let weak = Arc::downgrade(&inner);
+            thread::Builder::new().name(format!("wsgi-app-{i}")).spawn(move || worker(&rx, &weak, i))?;
         }
-        Ok(AppPool { inner: Arc::new(Inner { tx, threads, admitted: AtomicUsize::new(0), capacity }) })
+        Ok(AppPool { inner })
     }
 
     /// The number of application threads.
@@ -59,6 +72,20 @@ impl AppPool {
     #[must_use]
     pub fn in_flight(&self) -> usize {
         self.inner.admitted.load(Ordering::Relaxed)
+    }
+
+    /// How long the longest-running job has been running, if any runs: what
+    /// a supervisor checks to find a hung application.
+    #[must_use]
+    pub fn oldest_busy(&self) -> Option<Duration> {
+        let now = self.inner.epoch.elapsed().as_millis() as u64;
+        self.inner
+            .busy_since
+            .iter()
+            .map(|b| b.load(Ordering::Relaxed))
+            .filter(|&t| t != 0)
+            .min()
+            .map(|t| Duration::from_millis(now.saturating_sub(t)))
     }
 
     /// Jobs admitted but waiting for a thread (an estimate).
@@ -114,7 +141,7 @@ impl Drop for Admitted {
     }
 }
 
-fn worker(rx: &Mutex<Receiver<Job>>) {
+fn worker(rx: &Mutex<Receiver<Job>>, inner: &std::sync::Weak<Inner>, index: usize) {
     loop {
         let job = {
             let rx = rx.lock().unwrap_or_else(PoisonError::into_inner);
@@ -124,7 +151,15 @@ fn worker(rx: &Mutex<Receiver<Job>>) {
             // The job catches application panics itself; a panic escaping
             // here would be a server bug, and must not kill the thread.
             Ok(job) => {
+                let mark = |v: Option<u64>| {
+                    if let Some(inner) = inner.upgrade() {
+                        let now = v.unwrap_or_else(|| (inner.epoch.elapsed().as_millis() as u64).max(1));
+                        inner.busy_since[index].store(now, Ordering::Relaxed);
+                    }
+                };
+                mark(None);
                 let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                mark(Some(0));
             }
             Err(_) => return,
         }

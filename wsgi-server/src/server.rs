@@ -83,6 +83,8 @@ pub struct Server {
     access_log: Option<AccessLog>,
     inline: bool,
     io_threads: usize,
+    pool: Option<AppPool>,
+    requests: Option<Arc<std::sync::atomic::AtomicU64>>,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsFiles>,
 }
@@ -119,6 +121,8 @@ impl Server {
             access_log: None,
             inline: false,
             io_threads: 0,
+            pool: None,
+            requests: None,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -143,6 +147,28 @@ impl Server {
     #[must_use]
     pub fn listener(mut self, l: std::net::TcpListener) -> Server {
         self.listeners.push(Listener::Tcp(l));
+        self
+    }
+
+    /// Serve on listeners bound elsewhere (e.g. by a master process).
+    #[must_use]
+    pub fn listeners(mut self, ls: impl IntoIterator<Item = Listener>) -> Server {
+        self.listeners.extend(ls);
+        self
+    }
+
+    /// Run the app on this pool (instead of one made from `threads` and
+    /// `queue`), e.g. to watch it for hung requests.
+    #[must_use]
+    pub fn pool(mut self, pool: AppPool) -> Server {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// Count every request handed to the app in `counter`.
+    #[must_use]
+    pub fn count_requests(mut self, counter: Arc<std::sync::atomic::AtomicU64>) -> Server {
+        self.requests = Some(counter);
         self
     }
 
@@ -347,11 +373,15 @@ impl Bound {
         let Bound { server, shutdown, tls } = self;
         #[cfg(not(feature = "tls"))]
         let Bound { server, shutdown } = self;
-        let pool = AppPool::new(server.threads, server.backlog).map_err(Error::Io)?;
+        let pool = match server.pool.clone() {
+            Some(p) => p,
+            None => AppPool::new(server.threads, server.backlog).map_err(Error::Io)?,
+        };
         let service = SpecService::new(app, pool, server.info.clone())
             .forwarded_allow(server.forwarded.clone())
             .access_log(server.access_log.clone())
-            .inline(server.inline, tokio::runtime::Handle::current().metrics().num_workers());
+            .inline(server.inline, tokio::runtime::Handle::current().metrics().num_workers())
+            .count_requests(server.requests.clone());
         let mut h1 = http1::Builder::new();
         h1.timer(TokioTimer::new())
             .header_read_timeout(server.keep_alive)

@@ -45,6 +45,7 @@ struct Shared {
     forwarded: ForwardedAllow,
     access_log: Option<AccessLog>,
     inline: bool,
+    requests: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 impl SpecService {
@@ -62,6 +63,7 @@ impl SpecService {
             forwarded: ForwardedAllow::default(),
             access_log: None,
             inline: false,
+            requests: None,
         };
         SpecService { shared: Arc::new(shared), conn: None }
     }
@@ -90,6 +92,16 @@ impl SpecService {
         if on {
             shared.info.multithread = io_threads != 1;
         }
+        self
+    }
+
+    /// Count every request handed to the app in `counter`.
+    ///
+    /// # Panics
+    /// When called after the service was cloned.
+    #[must_use]
+    pub fn count_requests(mut self, counter: Option<Arc<std::sync::atomic::AtomicU64>>) -> SpecService {
+        Arc::get_mut(&mut self.shared).expect("configure before cloning").requests = counter;
         self
     }
 
@@ -122,6 +134,9 @@ impl SpecService {
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        if let Some(c) = &self.shared.requests {
+            c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let (mut parts, body) = req.into_parts();
         if let Some(conn) = self.conn {
             parts.extensions.insert(conn);

@@ -62,8 +62,30 @@ pub struct Config {
     pub app: Option<String>,
     /// Where to listen.
     pub binds: Vec<Bind>,
+    /// Worker processes.
+    pub workers: usize,
     /// Application threads; 1 runs the app inline on a single I/O thread.
     pub threads: usize,
+    /// Abort a worker silent for longer than this (0: never).
+    pub timeout: Duration,
+    /// Recycle a worker after this many requests (0: never).
+    pub max_requests: u64,
+    /// Add up to this many to `max_requests`, per worker.
+    pub max_requests_jitter: u64,
+    /// Recycle a worker whose RSS grows past this many bytes (0: never).
+    pub max_worker_memory: u64,
+    /// Load the app in the master before forking the workers.
+    pub preload: bool,
+    /// Write the master's pid to this file.
+    pub pidfile: Option<PathBuf>,
+    /// Switch to this user after binding.
+    pub user: Option<String>,
+    /// Switch to this group after binding.
+    pub group: Option<String>,
+    /// The umask of the processes (and Unix sockets).
+    pub umask: Option<u32>,
+    /// The process name shown in logs.
+    pub proc_name: Option<String>,
     /// Requests that may wait for an app thread before 503.
     pub queue: usize,
     /// Keep-alive and request-head timeout.
@@ -119,7 +141,18 @@ impl Default for Config {
         Config {
             app: None,
             binds: Vec::new(),
+            workers: 1,
             threads: 1,
+            timeout: Duration::from_secs(30),
+            max_requests: 0,
+            max_requests_jitter: 0,
+            max_worker_memory: 0,
+            preload: false,
+            pidfile: None,
+            user: None,
+            group: None,
+            umask: None,
+            proc_name: None,
             queue: 64,
             keep_alive: Duration::from_secs(2),
             graceful_timeout: Duration::from_secs(30),
@@ -191,6 +224,24 @@ pub static SETTINGS: &[Setting] = &[
     setting!("backlog", &["--backlog"], "INT", Value, "2048", "Server socket",
         "The listen queue length of each socket.",
         |c, v| { c.backlog = number(v, "a positive number")?; if c.backlog < 1 { return Err("expected a positive number".into()) } Ok(()) }),
+    setting!("workers", &["-w", "--workers"], "INT", Value, "1 ($WEB_CONCURRENCY)", "Worker processes",
+        "Worker processes, each serving all sockets. `WEB_CONCURRENCY` sets it when no flag or `WSGI_SERVER_WORKERS` does.",
+        |c, v| { c.workers = number(v, "a positive number")?; if c.workers == 0 { return Err("expected a positive number".into()) } Ok(()) }),
+    setting!("timeout", &["-t", "--timeout"], "SECONDS", Value, "30", "Worker processes",
+        "A worker whose heartbeat is silent for longer (a request hung in the app) is aborted, with the Python stacks of its threads written to the error log, and replaced. 0 disables.",
+        |c, v| { c.timeout = seconds(v)?; Ok(()) }),
+    setting!("max_requests", &["--max-requests"], "INT", Value, "0", "Worker processes",
+        "Recycle a worker (gracefully) after this many requests; 0 disables. Against memory leaks.",
+        |c, v| { c.max_requests = number(v, "a number")?; Ok(()) }),
+    setting!("max_requests_jitter", &["--max-requests-jitter"], "INT", Value, "0", "Worker processes",
+        "Add a random number up to this to each worker's max-requests, so workers do not restart together.",
+        |c, v| { c.max_requests_jitter = number(v, "a number")?; Ok(()) }),
+    setting!("max_worker_memory", &["--max-worker-memory"], "MIB", Value, "0", "Worker processes",
+        "Recycle a worker (gracefully) whose resident memory grows past this many MiB; 0 disables.",
+        |c, v| { let mib: u64 = number(v, "a number of MiB")?; c.max_worker_memory = mib.saturating_mul(1 << 20); Ok(()) }),
+    setting!("preload_app", &["--preload"], "", Switch, "false", "Worker processes",
+        "Load the app in the master before forking the workers (memory shared copy-on-write; a reload re-forks from it).",
+        |c, v| { c.preload = switch(v)?; Ok(()) }),
     setting!("threads", &["--threads"], "INT", Value, "1", "Worker processes",
         "Application threads. With 1, the app runs inline on a single I/O thread, never concurrently (`wsgi.multithread` is false); with more, on that many threads beside the I/O threads.",
         |c, v| { c.threads = number(v, "a positive number")?; if c.threads == 0 { return Err("expected a positive number".into()) } Ok(()) }),
@@ -218,6 +269,21 @@ pub static SETTINGS: &[Setting] = &[
     setting!("virtualenv", &["--virtualenv"], "DIR", Value, "$VIRTUAL_ENV", "Python",
         "A virtualenv whose packages the app imports.",
         |c, v| { c.virtualenv = Some(PathBuf::from(v)); Ok(()) }),
+    setting!("pidfile", &["-p", "--pid"], "FILE", Value, "", "Server mechanics",
+        "Write the master's pid to FILE; removed on exit.",
+        |c, v| { c.pidfile = Some(PathBuf::from(v)); Ok(()) }),
+    setting!("user", &["-u", "--user"], "USER", Value, "", "Server mechanics",
+        "Switch the worker processes to this user (name or id) after binding.",
+        |c, v| { c.user = Some(v.to_owned()); Ok(()) }),
+    setting!("group", &["-g", "--group"], "GROUP", Value, "", "Server mechanics",
+        "Switch the worker processes to this group (name or id) after binding.",
+        |c, v| { c.group = Some(v.to_owned()); Ok(()) }),
+    setting!("umask", &["-m", "--umask"], "INT", Value, "", "Server mechanics",
+        "The umask of the processes, also for Unix sockets (octal with a leading 0, e.g. 0o007 or 007).",
+        |c, v| { let t = v.trim_start_matches("0o"); c.umask = Some(u32::from_str_radix(t, 8).map_err(|_| format!("expected an octal umask, got {v:?}"))?); Ok(()) }),
+    setting!("proc_name", &["-n", "--name"], "STRING", Value, "", "Server mechanics",
+        "A name for the process in logs.",
+        |c, v| { c.proc_name = Some(v.to_owned()); Ok(()) }),
     setting!("accesslog", &["--access-logfile"], "FILE", Value, "", "Logging",
         "Write an access log line per request to FILE (`-` is stdout). Off by default.",
         |c, v| { c.access_logfile = Some(v.to_owned()); Ok(()) }),
@@ -401,6 +467,13 @@ pub fn parse(args: &[String], getenv: &dyn Fn(&str) -> Option<String>) -> Result
                 }
             } else {
                 g.put(idx, v, &s.env_var());
+            }
+        }
+    }
+    if getenv("WSGI_SERVER_WORKERS").is_none() {
+        if let Some(v) = getenv("WEB_CONCURRENCY") {
+            if let Some(idx) = SETTINGS.iter().position(|s| s.name == "workers") {
+                g.put(idx, v, "WEB_CONCURRENCY");
             }
         }
     }
