@@ -60,6 +60,8 @@ impl Setting {
 pub struct Config {
     /// The application, `module:callable`.
     pub app: Option<String>,
+    /// The config file read, if any.
+    pub config: Option<PathBuf>,
     /// Where to listen.
     pub binds: Vec<Bind>,
     /// Worker processes.
@@ -140,6 +142,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             app: None,
+            config: None,
             binds: Vec::new(),
             workers: 1,
             threads: 1,
@@ -218,6 +221,9 @@ macro_rules! setting {
 
 /// Every setting, in the order of the help.
 pub static SETTINGS: &[Setting] = &[
+    setting!("config", &["-c", "--config"], "FILE", Value, "./wsgi-server.toml if present", "Config file",
+        "Read settings from this TOML file (top-level `name = value` lines, names as in this reference). The file is overridden by the environment, which the command line overrides.",
+        |c, v| { c.config = Some(PathBuf::from(v)); Ok(()) }),
     setting!("bind", &["-b", "--bind"], "ADDRESS", Multi, "127.0.0.1:8000", "Server socket",
         "Listen on ADDRESS: `HOST:PORT`, `[IPV6]:PORT`, `unix:PATH` or `fd://N`. Repeat to listen on several. Sockets passed by systemd (LISTEN_FDS) are used when no bind is given.",
         |c, v| { c.binds.push(v.parse::<Bind>().map_err(|e| e.to_string())?); Ok(()) }),
@@ -459,6 +465,22 @@ fn suggest(flag: &str) -> String {
 /// environment variable it came from.
 pub fn parse(args: &[String], getenv: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let mut g = Gathered::default();
+    if let Some(path) = config_path(args, getenv)? {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| ConfigError(format!("cannot read the config file {}: {e}", path.display())))?;
+        let label = format!("config file {}", path.display());
+        for (line, key, values) in parse_toml(&text).map_err(|e| ConfigError(format!("{label}: {e}")))? {
+            let Some(idx) = SETTINGS.iter().position(|s| s.name == key) else {
+                return Err(ConfigError(format!("{label}, line {line}: unknown setting {key:?}{}", suggest(&key))));
+            };
+            if SETTINGS[idx].kind != Kind::Multi && values.len() != 1 {
+                return Err(ConfigError(format!("{label}, line {line}: {key} takes one value, not a list")));
+            }
+            for v in values {
+                g.put(idx, v, &label);
+            }
+        }
+    }
     for (idx, s) in SETTINGS.iter().enumerate() {
         if let Some(v) = getenv(&s.env_var()) {
             if s.kind == Kind::Multi {
@@ -501,6 +523,109 @@ pub fn parse(args: &[String], getenv: &dyn Fn(&str) -> Option<String>) -> Result
     Ok(config)
 }
 
+/// The config file to read: `-c/--config`, else `WSGI_SERVER_CONFIG`, else
+/// `./wsgi-server.toml` when it exists.
+fn config_path(args: &[String], getenv: &dyn Fn(&str) -> Option<String>) -> Result<Option<PathBuf>, ConfigError> {
+    let mut found = None;
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        if let Some(v) = a.strip_prefix("--config=") {
+            found = Some(v.to_owned());
+        } else if a == "-c" || a == "--config" {
+            found = Some(args.get(i + 1).cloned().ok_or_else(|| ConfigError(format!("option {a} expects FILE")))?);
+            i += 1;
+        }
+        i += 1;
+    }
+    if let Some(f) = found.or_else(|| getenv("WSGI_SERVER_CONFIG")) {
+        return Ok(Some(PathBuf::from(f)));
+    }
+    let default = PathBuf::from("wsgi-server.toml");
+    Ok(default.is_file().then_some(default))
+}
+
+/// A small TOML reader for settings files: top-level `key = value` lines,
+/// values being strings (basic or literal), integers, floats, booleans or
+/// one-line arrays of those; `#` comments. Returns (line, key, values).
+fn parse_toml(text: &str) -> Result<Vec<(usize, String, Vec<String>)>, String> {
+    let mut out = Vec::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line_no = n + 1;
+        let line = strip_comment(raw).trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line.starts_with('[') {
+            return Err(format!("line {line_no}: tables are not supported; put settings at the top level"));
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| format!("line {line_no}: expected name = value"))?;
+        let key = key.trim().trim_matches('"').to_owned();
+        let value = value.trim();
+        let values = if let Some(inner) = value.strip_prefix('[') {
+            let inner =
+                inner.strip_suffix(']').ok_or_else(|| format!("line {line_no}: an array must close on its line"))?;
+            split_array(inner).iter().map(|v| toml_scalar(v.trim())).collect::<Option<Vec<_>>>()
+        } else {
+            toml_scalar(value).map(|v| vec![v])
+        }
+        .ok_or_else(|| format!("line {line_no}: cannot read the value of {key}"))?;
+        out.push((line_no, key, values));
+    }
+    Ok(out)
+}
+
+fn strip_comment(line: &str) -> &str {
+    let mut quote = None;
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (None, '#') => return &line[..i],
+            (None, '"' | '\'') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            _ => {}
+        }
+    }
+    line
+}
+
+fn split_array(inner: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut cur = String::new();
+    let mut quote = None;
+    for c in inner.chars() {
+        match (quote, c) {
+            (None, ',') => items.push(std::mem::take(&mut cur)),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                cur.push(c);
+            }
+            (Some(q), c) if c == q => {
+                quote = None;
+                cur.push(c);
+            }
+            _ => cur.push(c),
+        }
+    }
+    if !cur.trim().is_empty() {
+        items.push(cur);
+    }
+    items
+}
+
+fn toml_scalar(v: &str) -> Option<String> {
+    if let Some(s) = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        return Some(s.replace("\\\"", "\"").replace("\\\\", "\\"));
+    }
+    if let Some(s) = v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
+        return Some(s.to_owned());
+    }
+    match v {
+        "true" | "false" => Some(v.to_owned()),
+        _ if !v.is_empty() && v.parse::<f64>().is_ok() => Some(v.replace('_', "")),
+        _ => None,
+    }
+}
+
 /// The command's `--help` text.
 #[must_use]
 pub fn help() -> String {
@@ -528,7 +653,7 @@ pub fn help() -> String {
 #[must_use]
 pub fn reference_markdown() -> String {
     let mut out = String::from(
-        "# Settings reference\n\n<!-- Generated from wsgi-server/src/settings.rs; do not edit. Regenerate with\n     `cargo run -p wsgi-server --example gen-settings-doc`. -->\n\nEvery setting can be given on the command line, or in the environment as\n`WSGI_SERVER_<NAME>` (repeatable settings take a comma-separated list there).\n`WSGI_SERVER_CMD_ARGS` holds whole command-line arguments. The command line\nwins over the environment.\n",
+        "# Settings reference\n\n<!-- Generated from wsgi-server/src/settings.rs; do not edit. Regenerate with\n     `cargo run -p wsgi-server --example gen-settings-doc`. -->\n\nEvery setting can be given in a TOML config file (`name = value`, see `config`),\nin the environment as `WSGI_SERVER_<NAME>` (repeatable settings take a\ncomma-separated list there) or on the command line; `WSGI_SERVER_CMD_ARGS` holds\nwhole command-line arguments. The command line wins over the environment, which\nwins over the config file.\n",
     );
     let mut section = "";
     for s in SETTINGS {
@@ -605,6 +730,31 @@ mod tests {
         let bad = |k: &str| (k == "WSGI_SERVER_THREADS").then(|| "x".to_owned());
         let e = parse(&[], &bad).unwrap_err().0;
         assert!(e.contains("WSGI_SERVER_THREADS"), "{e}");
+    }
+
+    #[test]
+    fn config_files_are_read_and_overridden() {
+        let dir = std::env::temp_dir().join(format!("wsgi-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(
+            &path,
+            "# comment\nworkers = 3\nbind = [\"127.0.0.1:1\", 'unix:/tmp/x.sock']\nthreads = 2 # trailing\npreload_app = true\n",
+        )
+        .unwrap();
+        let p = path.to_string_lossy().into_owned();
+        let c = parse(&args(&format!("app -c {p} --threads 5")), &no_env).unwrap();
+        assert_eq!((c.workers, c.threads, c.binds.len(), c.preload), (3, 5, 2, true));
+        let env = |k: &str| (k == "WSGI_SERVER_WORKERS").then(|| "7".to_owned());
+        assert_eq!(parse(&args(&format!("app --config={p}")), &env).unwrap().workers, 7);
+        std::fs::write(&path, "wokers = 3\n").unwrap();
+        let e = parse(&args(&format!("app -c {p}")), &no_env).unwrap_err().0;
+        assert!(e.contains("wokers") && e.contains("line 1"), "{e}");
+        std::fs::write(&path, "[server]\nworkers = 1\n").unwrap();
+        assert!(parse(&args(&format!("app -c {p}")), &no_env).unwrap_err().0.contains("tables"));
+        let e = parse(&args("app -c /nonexistent/file.toml"), &no_env).unwrap_err().0;
+        assert!(e.contains("/nonexistent/file.toml"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
