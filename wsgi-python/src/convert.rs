@@ -6,12 +6,35 @@ use wsgi_spec::{Environ, StartResponse};
 
 use crate::objects::{ErrorStream, FileWrapper, InputStream, StartResponseFn};
 
+/// Key strings by header name, with FNV-1a: a cheap hash for short,
+/// already-validated names (the cache is bounded, so flooding is harmless).
+pub(crate) type KeyCache =
+    std::collections::HashMap<http::HeaderName, Py<PyString>, std::hash::BuildHasherDefault<Fnv>>;
+
+/// The FNV-1a hasher.
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
 /// Python objects built once and reused for every request.
 pub(crate) struct Consts {
     /// Interned key strings (their hash is computed once), by key.
     core_keys: std::collections::HashMap<&'static str, Py<PyString>>,
     /// `HTTP_*` key strings by header name, made on first use.
-    header_keys: std::sync::Mutex<std::collections::HashMap<http::HeaderName, Py<PyString>>>,
+    header_keys: std::sync::Mutex<KeyCache>,
     pub(crate) copy_context: Py<PyAny>,
     pub(crate) run: Py<PyString>,
     version: Py<PyTuple>,
@@ -36,7 +59,7 @@ impl Consts {
             wsgi_spec::CORE_CGI_KEYS.iter().chain(["wsgi.url_scheme"].iter()).map(|&key| (key, k(key))).collect();
         Ok(Consts {
             core_keys,
-            header_keys: std::sync::Mutex::new(std::collections::HashMap::new()),
+            header_keys: std::sync::Mutex::new(KeyCache::default()),
             copy_context: py.import("contextvars")?.getattr("copy_context")?.unbind(),
             run: k("run"),
             version: PyTuple::new(py, [1, 0])?.unbind(),
@@ -75,14 +98,13 @@ pub(crate) fn latin1_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'
 }
 
 impl Consts {
-    fn key<'py>(&self, py: Python<'py>, key: wsgi_spec::CgiKey<'_>) -> Bound<'py, PyString> {
+    fn key<'py>(&self, py: Python<'py>, cache: &mut KeyCache, key: wsgi_spec::CgiKey<'_>) -> Bound<'py, PyString> {
         match key {
             wsgi_spec::CgiKey::Core(k) => match self.core_keys.get(k) {
                 Some(s) => s.bind(py).clone(),
                 None => PyString::intern(py, k),
             },
             wsgi_spec::CgiKey::Header(name) => {
-                let mut cache = self.header_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Some(s) = cache.get(name) {
                     return s.bind(py).clone();
                 }
@@ -116,15 +138,17 @@ pub(crate) fn environ_dict<'py>(
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, StartResponseFn>)> {
     let dict = PyDict::new(py);
     let mut failed = None;
+    let mut cache = c.header_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     environ.for_each_cgi_var(|key, value| {
         if failed.is_some() || key == wsgi_spec::CgiKey::Core("wsgi.url_scheme") {
             return;
         }
-        let r = latin1_str(py, &value).and_then(|v| dict.set_item(c.key(py, key), v));
+        let r = latin1_str(py, &value).and_then(|v| dict.set_item(c.key(py, &mut cache, key), v));
         if let Err(e) = r {
             failed = Some(e);
         }
     });
+    drop(cache);
     if let Some(e) = failed {
         return Err(e);
     }

@@ -243,7 +243,8 @@ impl SpecService {
         let state = Arc::new(std::sync::Mutex::new(inline::State::default()));
         let mut sink = inline::InlineSink::new(Arc::clone(&state));
         let captured = sink.capture_headers(names);
-        let mut log: Option<Box<dyn FnOnce(Outcome) + Send>> = Some(Box::new(move |o| log(o, captured)));
+        let mut log: Option<Box<dyn FnOnce(Outcome) + Send>> =
+            if self.shared.access_log.is_some() { Some(Box::new(move |o| log(o, captured))) } else { None };
         let step = match run::start(&*self.shared.app, environ, sink) {
             Step::Paused(running) => running.resume(Some(inline::BUDGET)),
             done => done,
