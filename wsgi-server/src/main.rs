@@ -63,6 +63,11 @@ fn main() -> ExitCode {
         println!("{config:#?}");
         return ExitCode::SUCCESS;
     }
+    for (prefix, dir) in &config.static_map {
+        if !dir.is_dir() {
+            return fail(USAGE, format!("invalid value for --static-map {prefix}={}: not a directory", dir.display()));
+        }
+    }
     let Some(app_spec) = config.app.clone() else {
         return fail(USAGE, "no application given: expected MODULE:CALLABLE (see --help)");
     };
@@ -326,6 +331,14 @@ fn run_worker(
             }
         }
     }
+    let readiness = wsgi_middleware::health::Readiness::new();
+    let app = match wrap_app(config, app, &readiness) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("wsgi-server: error: {e}");
+            return APP_LOAD_ERROR;
+        }
+    };
     let inline = config.threads == 1;
     let pool = match AppPool::new(config.threads, config.queue) {
         Ok(p) => p,
@@ -402,7 +415,7 @@ fn run_worker(
     };
     let config = config.clone();
     let result = rt.block_on(async move {
-        tokio::spawn(worker_signals(handle.clone(), logs, config.clone()));
+        tokio::spawn(worker_signals(handle.clone(), logs, config.clone(), readiness));
         tokio::spawn(watch.run(handle));
         ctx.heartbeat.ready();
         bound.serve(app).await
@@ -414,6 +427,42 @@ fn run_worker(
             1
         }
     }
+}
+
+/// Wrap the app in the middleware the flags ask for, outermost first:
+/// health, metrics, request id, static files, compression.
+fn wrap_app(
+    config: &Config,
+    app: Arc<PythonApp>,
+    readiness: &wsgi_middleware::health::Readiness,
+) -> Result<wsgi_spec::SharedApp, String> {
+    use tower_layer::Layer;
+    use wsgi_middleware::{compression, health, metrics, request_id, static_files};
+    let mut app: wsgi_spec::SharedApp = app;
+    if config.compress {
+        app = Arc::new(compression::CompressionLayer::new().layer(app));
+    }
+    for (prefix, dir) in config.static_map.iter().rev() {
+        let layer = static_files::StaticLayer::new(prefix, dir)
+            .map_err(|e| format!("invalid value for --static-map {prefix}={}: {e}", dir.display()))?;
+        app = Arc::new(layer.layer(app));
+    }
+    if config.request_id {
+        app = Arc::new(request_id::RequestIdLayer::new().layer(app));
+    }
+    if let Some(path) = &config.metrics_path {
+        let layer =
+            metrics::MetricsLayer::new().path(path).map_err(|e| format!("invalid value for --metrics-path: {e}"))?;
+        app = Arc::new(layer.layer(app));
+    }
+    if let Some(path) = &config.health_path {
+        let layer = health::HealthLayer::new()
+            .path(path)
+            .map_err(|e| format!("invalid value for --health-path: {e}"))?
+            .with_readiness(readiness.clone());
+        app = Arc::new(layer.layer(app));
+    }
+    Ok(app)
 }
 
 /// `max_requests` plus this worker's jitter.
@@ -490,7 +539,12 @@ fn rss_bytes() -> Option<u64> {
 
 /// In a worker: TERM graceful stop; INT and QUIT fast stop; USR1 reopen
 /// the log files.
-async fn worker_signals(handle: ShutdownHandle, logs: Logs, config: Config) {
+async fn worker_signals(
+    handle: ShutdownHandle,
+    logs: Logs,
+    config: Config,
+    readiness: wsgi_middleware::health::Readiness,
+) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int), Ok(mut quit), Ok(mut usr1)) = (
         signal(SignalKind::terminate()),
@@ -503,7 +557,10 @@ async fn worker_signals(handle: ShutdownHandle, logs: Logs, config: Config) {
     };
     loop {
         tokio::select! {
-            _ = term.recv() => handle.graceful(),
+            _ = term.recv() => {
+                readiness.set_ready(false);
+                handle.graceful();
+            }
             _ = int.recv() => handle.immediate(),
             _ = quit.recv() => handle.immediate(),
             _ = usr1.recv() => logs.reopen(&config),

@@ -88,6 +88,16 @@ pub struct Config {
     pub umask: Option<u32>,
     /// The process name shown in logs.
     pub proc_name: Option<String>,
+    /// `--static-map PREFIX=DIR` pairs.
+    pub static_map: Vec<(String, PathBuf)>,
+    /// `--compress`.
+    pub compress: bool,
+    /// `--request-id`.
+    pub request_id: bool,
+    /// `--health-path`.
+    pub health_path: Option<String>,
+    /// `--metrics-path`.
+    pub metrics_path: Option<String>,
     /// Requests that may wait for an app thread before 503.
     pub queue: usize,
     /// Keep-alive and request-head timeout.
@@ -156,6 +166,11 @@ impl Default for Config {
             group: None,
             umask: None,
             proc_name: None,
+            static_map: Vec::new(),
+            compress: false,
+            request_id: false,
+            health_path: None,
+            metrics_path: None,
             queue: 64,
             keep_alive: Duration::from_secs(2),
             graceful_timeout: Duration::from_secs(30),
@@ -275,6 +290,21 @@ pub static SETTINGS: &[Setting] = &[
     setting!("virtualenv", &["--virtualenv"], "DIR", Value, "$VIRTUAL_ENV", "Python",
         "A virtualenv whose packages the app imports.",
         |c, v| { c.virtualenv = Some(PathBuf::from(v)); Ok(()) }),
+    setting!("static_map", &["--static-map"], "PREFIX=DIR", Multi, "", "Middleware",
+        "Serve the files of DIR under the URL PREFIX in Rust, outside the GIL (ETag/304, Range, precompressed .br/.gz siblings, long caching for hashed names). Repeatable.",
+        |c, v| { let (p, d) = v.split_once('=').ok_or_else(|| format!("expected PREFIX=DIR, got {v:?}"))?; if !p.starts_with('/') || d.is_empty() { return Err(format!("expected PREFIX=DIR with PREFIX starting with /, got {v:?}")) } c.static_map.push((p.to_owned(), PathBuf::from(d))); Ok(()) }),
+    setting!("compress", &["--compress"], "", Switch, "false", "Middleware",
+        "Compress responses with gzip or brotli, by Accept-Encoding (compressible types above 1 KiB).",
+        |c, v| { c.compress = switch(v)?; Ok(()) }),
+    setting!("request_id", &["--request-id"], "", Switch, "false", "Middleware",
+        "Give every request an X-Request-ID (kept from trusted clients, else made), in the environ and the response.",
+        |c, v| { c.request_id = switch(v)?; Ok(()) }),
+    setting!("health_path", &["--health-path"], "PATH", Value, "", "Middleware",
+        "Answer PATH (e.g. /healthz) with 200 without calling the app; 503 once a graceful stop began.",
+        |c, v| { if !v.starts_with('/') { return Err(format!("expected a path starting with /, got {v:?}")) } c.health_path = Some(v.to_owned()); Ok(()) }),
+    setting!("metrics_path", &["--metrics-path"], "PATH", Value, "", "Middleware",
+        "Serve Prometheus metrics (requests by status class, in flight, latency histogram) at PATH.",
+        |c, v| { if !v.starts_with('/') { return Err(format!("expected a path starting with /, got {v:?}")) } c.metrics_path = Some(v.to_owned()); Ok(()) }),
     setting!("pidfile", &["-p", "--pid"], "FILE", Value, "", "Server mechanics",
         "Write the master's pid to FILE; removed on exit.",
         |c, v| { c.pidfile = Some(PathBuf::from(v)); Ok(()) }),
