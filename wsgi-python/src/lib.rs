@@ -59,7 +59,9 @@ pub struct LoadOptions {
     pub pythonpath: Vec<PathBuf>,
     /// Environment variables set before the interpreter starts (`--env`).
     pub env: Vec<(String, String)>,
-    /// A virtualenv whose packages import; defaults to `$VIRTUAL_ENV`.
+    /// A virtualenv whose packages import; defaults to `$VIRTUAL_ENV`, else
+    /// the virtualenv the program itself was installed into (found by its
+    /// `pyvenv.cfg`).
     pub virtualenv: Option<PathBuf>,
 }
 
@@ -133,11 +135,23 @@ impl PythonApp {
     }
 }
 
+/// The virtualenv the running program was installed into (`pip install`
+/// puts `wsgi-server` in `<venv>/bin/`), recognised by its `pyvenv.cfg`.
+fn venv_of_executable() -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let venv = exe.parent()?.parent()?;
+    venv.join("pyvenv.cfg").is_file().then(|| venv.to_path_buf())
+}
+
 fn prepare_sys_path(py: Python<'_>, opts: &LoadOptions) -> Result<(), Error> {
     let setup = |e: PyErr| Error::Setup(format!("setting up sys.path: {e}"));
     let sys = py.import("sys").map_err(setup)?;
     let path = sys.getattr("path").map_err(setup)?;
-    let venv = opts.virtualenv.clone().or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from));
+    let venv = opts
+        .virtualenv
+        .clone()
+        .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from))
+        .or_else(venv_of_executable);
     if let Some(venv) = venv {
         let vi = sys.getattr("version_info").map_err(setup)?;
         let major: u32 = vi.getattr("major").and_then(|v| v.extract()).map_err(setup)?;
