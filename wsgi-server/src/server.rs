@@ -426,6 +426,7 @@ impl Bound {
         }
         let mut rx = shutdown.subscribe();
         wait_until(&mut rx, |s| s != Shutdown::Running).await;
+        service.begin_closing();
         for t in &accept_tasks {
             t.abort();
         }
@@ -599,11 +600,11 @@ where
         if h2 {
             let conn = builders.h2.serve_connection(io, service);
             tokio::pin!(conn);
-            drive(conn, |c| c.graceful_shutdown(), &mut shutdown).await;
+            drive(conn, |c| c.graceful_shutdown(), &mut shutdown, builders.first_byte_timeout).await;
         } else {
             let conn = builders.h1.serve_connection(io, service);
             tokio::pin!(conn);
-            drive(conn, |c| c.graceful_shutdown(), &mut shutdown).await;
+            drive(conn, |c| c.graceful_shutdown(), &mut shutdown, builders.first_byte_timeout).await;
         }
         if state.active.fetch_sub(1, Ordering::AcqRel) == 1 {
             state.drained.notify_waiters();
@@ -624,14 +625,29 @@ async fn drive<C, O>(
     mut conn: std::pin::Pin<&mut C>,
     graceful: impl FnOnce(std::pin::Pin<&mut C>),
     shutdown: &mut watch::Receiver<Shutdown>,
+    grace: Duration,
 ) where
     C: Future<Output = O>,
 {
     tokio::select! {
+        biased;
         _ = conn.as_mut() => {}
         () = wait_until(shutdown, |s| s != Shutdown::Running) => {
+            // A graceful stop: every response now says `Connection: close`
+            // (see SpecService::begin_closing), so busy connections end after
+            // their current request. A connection that was accepted but has
+            // not sent its request yet, or an idle keep-alive one, still gets
+            // to send one (hyper would drop it at once): only after the
+            // keep-alive time is it closed.
+            tokio::select! {
+                biased;
+                _ = conn.as_mut() => return,
+                () = tokio::time::sleep(grace) => {}
+                () = wait_until(shutdown, |s| s == Shutdown::Immediate) => return,
+            }
             graceful(conn.as_mut());
             tokio::select! {
+                biased;
                 _ = conn.as_mut() => {}
                 () = wait_until(shutdown, |s| s == Shutdown::Immediate) => {}
             }

@@ -46,6 +46,8 @@ struct Shared {
     access_log: Option<AccessLog>,
     inline: bool,
     requests: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// A graceful stop began: responses close their connections.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl SpecService {
@@ -64,6 +66,7 @@ impl SpecService {
             access_log: None,
             inline: false,
             requests: None,
+            closing: std::sync::atomic::AtomicBool::new(false),
         };
         SpecService { shared: Arc::new(shared), conn: None }
     }
@@ -128,8 +131,28 @@ impl SpecService {
         &self.shared.pool
     }
 
+    /// A graceful stop began: from now on every HTTP/1 response carries
+    /// `Connection: close`, so connections end after their current request
+    /// instead of being cut while idle.
+    pub fn begin_closing(&self) {
+        self.shared.closing.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Handle one request.
     pub async fn handle<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let version = req.version();
+        let mut resp = self.handle_request(req).await;
+        if version < http::Version::HTTP_2 && self.shared.closing.load(std::sync::atomic::Ordering::Relaxed) {
+            resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
+    }
+
+    async fn handle_request<B>(&self, req: Request<B>) -> Response<ResponseBody>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,

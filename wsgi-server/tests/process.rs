@@ -11,10 +11,14 @@
 //! Covered: reload (`HUP`) under load, a killed worker, a worker timeout with
 //! the Python stack in the error log, max-requests recycling, graceful `TERM`
 //! with the pid file, `TTIN`/`TTOU`, `USR1` reopening a rotated access log,
-//! systemd socket activation, and the command's exit statuses for bad input.
+//! systemd socket activation, and the command's exit statuses for bad input
+//! (flags, values, environment variables, config files, applications).
 //!
 //! Run: `bash scripts/python-venv.sh` (prints the venv path), then
 //! `WSGI_TEST_VENV=$PWD/.venv cargo test -p wsgi-server --features python,tls --test process`.
+//! HUP under load and max-requests require that no request fails while
+//! workers stop gracefully: a stopping worker answers `Connection: close` and
+//! still serves connections it accepted but had not read yet.
 #![cfg(feature = "python")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -155,6 +159,7 @@ impl Server {
             .args(["--bind", &addr.to_string(), "--pythonpath"])
             .arg(python_dir())
             .args(extra)
+            .current_dir(&dir)
             .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
         Server::spawn(cmd, addr, dir)
     }
@@ -198,8 +203,10 @@ impl Server {
     }
 
     /// Wait until each of the master's `n` workers has answered a request;
-    /// their pids. Inline workers (`--threads 1`) answer one request at a
-    /// time, so `n` concurrent slow requests spread over the workers.
+    /// their pids. An inline worker (`--threads 1`) does not accept while
+    /// its app runs, so `n` slow requests sent 80 ms apart, each sleeping
+    /// until the last one is sent, land on `n` different workers. (Sent at
+    /// once, one worker could accept them all in one go.)
     fn wait_serving(&self, n: usize, within: Duration) -> BTreeSet<i32> {
         let deadline = Instant::now() + within;
         let mut seen = BTreeSet::new();
@@ -214,8 +221,14 @@ impl Server {
                 self.log()
             );
             let addr = self.addr;
+            let path = format!("/sleep?{:.2}", 0.08 * n as f64 + 0.1);
             let threads: Vec<_> = (0..n)
-                .map(|_| std::thread::spawn(move || get(addr, "/sleep?0.2", REQUEST).map(|r| pid_of(&r))))
+                .map(|_| {
+                    let path = path.clone();
+                    let t = std::thread::spawn(move || get(addr, &path, REQUEST).map(|r| pid_of(&r)));
+                    std::thread::sleep(Duration::from_millis(80));
+                    t
+                })
                 .collect();
             for t in threads {
                 match t.join().unwrap() {
@@ -493,7 +506,6 @@ fn hup_under_load_replaces_every_worker_without_failing_a_request() {
     std::thread::sleep(Duration::from_secs(10).saturating_sub(started.elapsed()));
     stop.store(true, Ordering::Relaxed);
     let seen = join_load(handles);
-    assert!(seen.failures.is_empty(), "{} of {} requests failed: {:?}", seen.failures.len(), seen.ok, seen.failures);
     assert!(seen.ok > 100, "only {} requests in 10 s", seen.ok);
     let last = srv.wait_workers(2, Duration::from_secs(5));
     assert_eq!(&last, generations.last().unwrap(), "{}", srv.log());
@@ -508,6 +520,30 @@ fn hup_under_load_replaces_every_worker_without_failing_a_request() {
         "HUP under load: {} requests, {} keep-alive retries, workers {:?}, answers per pid {:?}",
         seen.ok, seen.retries, generations, seen.pids
     );
+    assert!(seen.failures.is_empty(), "{} of {} requests failed: {:?}", seen.failures.len(), seen.ok, seen.failures);
+}
+
+/// `HUP` without load: a new generation of workers replaces the old one,
+/// twice, and the master lives on. (The same under load, with no request
+/// failing, is the test above.)
+#[test]
+fn hup_replaces_every_worker() {
+    let mut srv = Server::start(&["--workers", "2"]);
+    let first = srv.wait_serving(2, STARTUP);
+    let mut previous = first.clone();
+    for _ in 0..2 {
+        srv.signal(libc::SIGHUP);
+        let next = wait_for(
+            Duration::from_secs(5),
+            || format!("the workers {previous:?} to be replaced (now {:?}):\n{}", srv.workers(), srv.log()),
+            || Some(srv.workers()).filter(|w| w.len() == 2 && w.is_disjoint(&previous)),
+        );
+        assert_eq!(srv.wait_serving(2, Duration::from_secs(5)), next);
+        previous = next;
+    }
+    assert!(previous.is_disjoint(&first));
+    assert!(srv.child.try_wait().unwrap().is_none(), "the master exited:\n{}", srv.log());
+    srv.wait_log(&["Handling signal: hup (reload)"], Duration::from_secs(1));
 }
 
 /// `kill -9` of the only worker: the request sent right after is answered
@@ -561,8 +597,13 @@ fn a_hung_worker_is_aborted_with_its_python_stack_and_replaced() {
     assert_eq!(gone.len(), 1, "{gone:?}");
     let hung = gone[0];
     let other = *first.iter().find(|&&p| p != hung).unwrap();
-    assert_eq!(answered_by, BTreeSet::from([other]), "answers during the sleep came from {answered_by:?}");
-    assert!(aborted_after >= Duration::from_secs(2), "aborted after {aborted_after:?}, before the timeout");
+    // The hung worker answered nothing; the other one did (and perhaps the
+    // replacement, once up, before this loop saw the hung one go).
+    assert!(answered_by.contains(&other) && !answered_by.contains(&hung), "answers came from {answered_by:?}");
+    // A worker beats twice a second, so its last beat may predate the
+    // request by up to 0.5 s: the abort comes 1.5 s to 2.5 s (plus the
+    // master's 0.2 s poll) into the request.
+    assert!(aborted_after >= Duration::from_millis(1400), "aborted after {aborted_after:?}, before the timeout");
     assert!(aborted_after < Duration::from_secs(6), "aborted after {aborted_after:?}");
     // The sleeping request never completes.
     match sleeper.join().unwrap() {
@@ -579,7 +620,9 @@ fn a_hung_worker_is_aborted_with_its_python_stack_and_replaced() {
     let now = srv.wait_serving(2, Duration::from_secs(5));
     assert!(now.contains(&other) && !now.contains(&hung), "{now:?}");
     assert!(srv.child.try_wait().unwrap().is_none());
-    eprintln!("timeout: worker {hung} aborted after {aborted_after:?}; {answers} answers from {other} meanwhile");
+    eprintln!(
+        "timeout: worker {hung} aborted after {aborted_after:?}; {answers} answers meanwhile, from {answered_by:?}"
+    );
 }
 
 /// `--max-requests 50 --max-requests-jitter 10`, 2 workers: after 300
@@ -612,8 +655,7 @@ fn max_requests_recycles_every_worker_without_failing_a_request() {
         })
         .collect();
     let seen = join_load(threads);
-    assert!(seen.failures.is_empty(), "{} requests failed: {:?}\n{}", seen.failures.len(), seen.failures, srv.log());
-    assert_eq!(seen.ok, 300);
+    assert_eq!(seen.ok + seen.failures.len(), 300);
     // A worker checks its count twice a second: give them that.
     let now = wait_for(
         Duration::from_secs(5),
@@ -631,13 +673,15 @@ fn max_requests_recycles_every_worker_without_failing_a_request() {
     for pid in &first {
         assert!(log.contains(&format!("Worker {pid} exited to be recycled")), "{log}");
     }
-    assert_eq!(srv.wait_serving(2, Duration::from_secs(5)), now);
+    // (They may be recycled again meanwhile: these requests count too.)
+    assert!(srv.wait_serving(2, Duration::from_secs(5)).is_disjoint(&first));
     assert!(
         seen.pids.keys().any(|p| !first.contains(p)),
         "no recycled worker answered during the load: {:?}",
         seen.pids
     );
-    eprintln!("max-requests: answers per pid {:?}; workers now {now:?}", seen.pids);
+    eprintln!("max-requests: answers per pid {:?}; workers after the load {now:?}", seen.pids);
+    assert!(seen.failures.is_empty(), "{} requests failed: {:?}\n{}", seen.failures.len(), seen.failures, srv.log());
 }
 
 /// `TERM` during a 3 s request: the request completes, then the master
@@ -768,6 +812,7 @@ fn systemd_socket_activation_serves_on_the_passed_socket() {
         .arg(python_dir())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
+        .current_dir(&dir)
         .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
     // SAFETY: the closure runs in the child between fork and exec: dup2,
     // fcntl and getpid are async-signal-safe; setenv and unsetenv may
@@ -823,6 +868,7 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
     let mut cmd = command();
     cmd.args(args)
         .envs(env.iter().copied())
+        .current_dir(&dir)
         .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
         .stderr(std::fs::File::create(dir.join("stderr")).unwrap());
     let mut child = cmd.spawn().unwrap();
@@ -844,8 +890,8 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
     out
 }
 
-/// Bad flags, values, environment variables and applications: exit status 2
-/// and one line on stderr naming the culprit; `--check-config`,
+/// Bad flags, values, environment variables, config files and applications:
+/// exit status 2 and one line on stderr naming the culprit; `--check-config`,
 /// `--print-config`, `--version` and `--help`.
 #[test]
 fn bad_input_exits_2_with_one_line_naming_it() {
@@ -853,7 +899,19 @@ fn bad_input_exits_2_with_one_line_naming_it() {
     let py = py.to_str().unwrap();
     let bind = format!("127.0.0.1:{}", free_port());
     // Rejected while parsing the settings: stderr is exactly one line.
-    let parse_errors: &[(&[&str], &[(&str, &str)], &[&str])] = &[
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
+    // Config files (`-c`): a missing one, a directory, a bad value in one.
+    let conf = temp_dir();
+    let missing = conf.join("missing.toml");
+    let missing = missing.to_str().unwrap();
+    let conf_dir = conf.to_str().unwrap();
+    let bad_conf = conf.join("bad.toml");
+    std::fs::write(&bad_conf, "workers = \"abc\"\n").unwrap();
+    let bad_conf = bad_conf.to_str().unwrap();
+    let parse_errors: &[Case<'_>] = &[
+        (&["-c", missing, "process_app"], &[], &["config file", missing]),
+        (&["--config", conf_dir, "process_app"], &[], &["config file", conf_dir]),
+        (&["-c", bad_conf, "process_app"], &[], &["--workers", bad_conf, "\"abc\""]),
         (&["--nope", "process_app"], &[], &["--nope"]),
         (&["--workers", "abc", "process_app"], &[], &["--workers", "\"abc\""]),
         (&["--bind", "nohost:99999", "process_app"], &[], &["--bind", "nohost:99999"]),
@@ -895,4 +953,5 @@ fn bad_input_exits_2_with_one_line_naming_it() {
     let (status, stdout, _) = run(&["--help"], &[]);
     assert_eq!(status.code(), Some(0));
     assert!(stdout.contains("usage: wsgi-server") && stdout.contains("--max-requests"), "{stdout}");
+    let _ = std::fs::remove_dir_all(&conf);
 }
