@@ -264,6 +264,22 @@ pub fn after_fork_child() {
     }
 }
 
+/// The source files of every loaded Python module (for `--reload`).
+#[must_use]
+pub fn loaded_module_files() -> Vec<PathBuf> {
+    if unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+        return Vec::new();
+    }
+    keep_thread_state();
+    Python::attach(|py| {
+        let code = c"[getattr(m, '__file__', None) for m in list(__import__('sys').modules.values())]";
+        py.eval(code, None, None)
+            .and_then(|v| v.extract::<Vec<Option<String>>>())
+            .map(|files| files.into_iter().flatten().map(PathBuf::from).collect())
+            .unwrap_or_default()
+    })
+}
+
 /// Make Python's `faulthandler` write the stack of every thread to stderr
 /// on a fatal signal (`SIGABRT`, `SIGSEGV`...): a hung worker aborted by the
 /// master leaves the Python stacks of its busy threads in the error log.

@@ -412,6 +412,7 @@ fn run_worker(
         requests,
         limit,
         memory: config.max_worker_memory,
+        reload: config.reload.then(|| config.reload_extra_files.clone()),
     };
     let config = config.clone();
     let result = rt.block_on(async move {
@@ -498,13 +499,25 @@ struct Watch {
     requests: Arc<AtomicU64>,
     limit: u64,
     memory: u64,
+    /// With `--reload`: the extra files to watch besides the modules.
+    reload: Option<Vec<PathBuf>>,
 }
 
 impl Watch {
     async fn run(self, handle: ShutdownHandle) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
+        let mut seen: std::collections::HashMap<PathBuf, std::time::SystemTime> = std::collections::HashMap::new();
+        let mut ticks = 0u64;
         loop {
             tick.tick().await;
+            ticks += 1;
+            if let Some(extra) = &self.reload {
+                if ticks % 2 == 0 && changed_files(&mut seen, extra) {
+                    tracing::info!("A source file changed: restarting the worker (--reload)");
+                    handle.graceful();
+                    return;
+                }
+            }
             // Inline: this task runs on the app's own thread, so a hung
             // request stops it. With app threads: beat only while no
             // request runs longer than the timeout.
@@ -529,6 +542,20 @@ impl Watch {
             }
         }
     }
+}
+
+/// With `--reload`: true when a loaded module's file or an extra file
+/// changed since the last look (the first look records the baseline).
+fn changed_files(seen: &mut std::collections::HashMap<PathBuf, std::time::SystemTime>, extra: &[PathBuf]) -> bool {
+    let mut changed = false;
+    for path in wsgi_python::loaded_module_files().into_iter().chain(extra.iter().cloned()) {
+        let Ok(mtime) = std::fs::metadata(&path).and_then(|m| m.modified()) else { continue };
+        match seen.insert(path, mtime) {
+            Some(before) if before != mtime => changed = true,
+            _ => {}
+        }
+    }
+    changed
 }
 
 fn rss_bytes() -> Option<u64> {

@@ -88,6 +88,10 @@ pub struct Config {
     pub umask: Option<u32>,
     /// The process name shown in logs.
     pub proc_name: Option<String>,
+    /// `--reload`: restart workers when a source file changes.
+    pub reload: bool,
+    /// `--reload-extra-file` paths.
+    pub reload_extra_files: Vec<PathBuf>,
     /// `--static-map PREFIX=DIR` pairs.
     pub static_map: Vec<(String, PathBuf)>,
     /// `--compress`.
@@ -166,6 +170,8 @@ impl Default for Config {
             group: None,
             umask: None,
             proc_name: None,
+            reload: false,
+            reload_extra_files: Vec::new(),
             static_map: Vec::new(),
             compress: false,
             request_id: false,
@@ -263,6 +269,12 @@ pub static SETTINGS: &[Setting] = &[
     setting!("preload_app", &["--preload"], "", Switch, "false", "Worker processes",
         "Load the app in the master before forking the workers (memory shared copy-on-write; a reload re-forks from it).",
         |c, v| { c.preload = switch(v)?; Ok(()) }),
+    setting!("reload", &["--reload"], "", Switch, "false", "Debugging",
+        "Restart the workers when a loaded Python source file (or a --reload-extra-file) changes. For development.",
+        |c, v| { c.reload = switch(v)?; Ok(()) }),
+    setting!("reload_extra_files", &["--reload-extra-file"], "FILE", Multi, "", "Debugging",
+        "Also restart the workers when FILE changes (with --reload). Repeatable.",
+        |c, v| { c.reload_extra_files.push(PathBuf::from(v)); Ok(()) }),
     setting!("threads", &["--threads"], "INT", Value, "1", "Worker processes",
         "Application threads. With 1, the app runs inline on a single I/O thread, never concurrently (`wsgi.multithread` is false); with more, on that many threads beside the I/O threads.",
         |c, v| { c.threads = number(v, "a positive number")?; if c.threads == 0 { return Err("expected a positive number".into()) } Ok(()) }),
