@@ -81,10 +81,11 @@ pub struct CompressionLayer {
 }
 
 impl CompressionLayer {
-    /// gzip (level 6) and brotli (quality 4), for responses of 1 KiB or more.
+    /// gzip (level 4) and brotli (quality 4), for responses of 1 KiB or more:
+    /// about the size of level 6 at half its time on JSON.
     #[must_use]
     pub fn new() -> CompressionLayer {
-        CompressionLayer { min_size: 1024, gzip: true, brotli: true, gzip_level: 6, brotli_quality: 4 }
+        CompressionLayer { min_size: 1024, gzip: true, brotli: true, gzip_level: 4, brotli_quality: 4 }
     }
 
     /// Leave responses shorter than `bytes` alone (when their length is known).
@@ -108,7 +109,7 @@ impl CompressionLayer {
         self
     }
 
-    /// gzip level, 0 (store) to 9 (best); default 6.
+    /// gzip level, 0 (store) to 9 (best); default 4.
     #[must_use]
     pub fn gzip_level(mut self, level: u32) -> CompressionLayer {
         self.gzip_level = level.min(9);

@@ -20,6 +20,10 @@ use wsgi_server::master::{self, Hooks, MasterConfig, WorkerContext, APP_LOAD_ERR
 use wsgi_server::settings::{self, Config};
 use wsgi_server::{AppPool, Server, ShutdownHandle};
 
+/// With a health path, how long a stopping worker keeps accepting while
+/// its health check answers 503.
+const HEALTH_DRAIN: Duration = Duration::from_secs(1);
+
 /// Exit status for bad input: flags, values, applications.
 const USAGE: u8 = 2;
 
@@ -586,6 +590,15 @@ async fn worker_signals(
         tokio::select! {
             _ = term.recv() => {
                 readiness.set_ready(false);
+                if config.health_path.is_some() {
+                    // Keep accepting for a moment so health checks see 503
+                    // (load balancers take the worker out) before it stops
+                    // accepting.
+                    tokio::select! {
+                        () = tokio::time::sleep(HEALTH_DRAIN) => {}
+                        _ = int.recv() => { handle.immediate(); continue; }
+                    }
+                }
                 handle.graceful();
             }
             _ = int.recv() => handle.immediate(),
