@@ -97,9 +97,16 @@ fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
 }
 
 /// Apply forwarding headers to `env` when its peer is trusted.
-pub(crate) fn apply(env: &mut Environ, allow: &ForwardedAllow) {
-    let Some(peer) = env.remote_addr else { return };
-    if !allow.contains(peer) {
+///
+/// A peer on a Unix socket (`unix_peer`) is a local process the socket's
+/// permissions let in, typically the reverse proxy: it is trusted, as
+/// Gunicorn trusts Unix-socket clients, unless nobody is (an empty list).
+pub(crate) fn apply(env: &mut Environ, allow: &ForwardedAllow, unix_peer: bool) {
+    let trusted = match env.remote_addr {
+        Some(peer) => allow.contains(peer),
+        None => unix_peer && !allow.is_empty(),
+    };
+    if !trusted {
         return;
     }
     // One pass over the names (no hashing) to skip the common case: no
@@ -242,7 +249,7 @@ mod tests {
                 ("x-forwarded-host", "example.com"),
             ],
         );
-        apply(&mut e, &ForwardedAllow::default());
+        apply(&mut e, &ForwardedAllow::default(), false);
         // 10.0.0.2 is not trusted, so it is the client as the proxy saw it.
         assert_eq!(e.remote_addr, Some("10.0.0.2".parse().unwrap()));
         assert_eq!(e.url_scheme, Scheme::Https);
@@ -255,14 +262,14 @@ mod tests {
     fn chains_of_trusted_proxies_are_walked_from_the_right() {
         let allow: ForwardedAllow = "127.0.0.1, 10.0.0.0/8".parse().unwrap();
         let mut e = env("127.0.0.1:5000", &[("x-forwarded-for", "198.51.100.7, 10.1.2.3")]);
-        apply(&mut e, &allow);
+        apply(&mut e, &allow, false);
         assert_eq!(e.remote_addr, Some("198.51.100.7".parse().unwrap()));
     }
 
     #[test]
     fn untrusted_peers_are_ignored() {
         let mut e = env("192.0.2.1:5000", &[("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")]);
-        apply(&mut e, &ForwardedAllow::default());
+        apply(&mut e, &ForwardedAllow::default(), false);
         assert_eq!(e.remote_addr, Some("192.0.2.1".parse().unwrap()));
         assert_eq!(e.url_scheme, Scheme::Http);
         assert_eq!(e.server_name, "backend");
@@ -271,7 +278,7 @@ mod tests {
     #[test]
     fn rfc_7239_forwarded_is_understood() {
         let mut e = env("[::1]:5000", &[("forwarded", r#"for="[2001:db8::17]:4711";proto=https;host=shop.example"#)]);
-        apply(&mut e, &ForwardedAllow::default());
+        apply(&mut e, &ForwardedAllow::default(), false);
         assert_eq!(e.remote_addr, Some("2001:db8::17".parse().unwrap()));
         assert_eq!(e.url_scheme, Scheme::Https);
         assert_eq!(e.server_name, "shop.example");
@@ -283,10 +290,29 @@ mod tests {
             "127.0.0.1:5000",
             &[("x-forwarded-for", "not-an-ip"), ("x-forwarded-proto", "gopher"), ("x-forwarded-host", "bad host\\")],
         );
-        apply(&mut e, &ForwardedAllow::default());
+        apply(&mut e, &ForwardedAllow::default(), false);
         assert_eq!(e.remote_addr, Some("127.0.0.1".parse().unwrap()));
         assert_eq!(e.url_scheme, Scheme::Http);
         assert_eq!(e.server_name, "backend");
+    }
+
+    #[test]
+    fn unix_socket_peers_are_trusted_unless_nobody_is() {
+        let mut b =
+            http::Request::get("/").header("x-forwarded-for", "203.0.113.5").header("x-forwarded-proto", "https");
+        b = b.header("host", "backend");
+        let (parts, ()) = b.body(()).unwrap().into_parts();
+        let fresh = || Environ::from_request(parts.clone(), Input::empty(), &ServerInfo::default());
+        let mut e = fresh();
+        apply(&mut e, &ForwardedAllow::default(), true);
+        assert_eq!(e.remote_addr, Some("203.0.113.5".parse().unwrap()));
+        assert_eq!(e.url_scheme, Scheme::Https);
+        let mut e = fresh();
+        apply(&mut e, &ForwardedAllow::none(), true);
+        assert_eq!(e.remote_addr, None);
+        let mut e = fresh();
+        apply(&mut e, &ForwardedAllow::default(), false);
+        assert_eq!(e.remote_addr, None, "no peer and not a Unix socket: not trusted");
     }
 
     #[test]

@@ -528,7 +528,7 @@ async fn accept_unix(l: tokio::net::UnixListener, path: Option<std::path::PathBu
                 continue;
             }
         };
-        spawn_conn(stream, ConnectionInfo::default(), &ctx, permit);
+        spawn_conn_with(stream, ConnectionInfo::default(), &ctx, permit, true);
     }
 }
 
@@ -578,7 +578,19 @@ fn spawn_conn<S>(stream: S, info: ConnectionInfo, ctx: &AcceptCtx, permit: tokio
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = ctx.service.for_connection(info);
+    spawn_conn_with(stream, info, ctx, permit, false);
+}
+
+fn spawn_conn_with<S>(
+    stream: S,
+    info: ConnectionInfo,
+    ctx: &AcceptCtx,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    unix: bool,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = if unix { ctx.service.for_unix_connection() } else { ctx.service.for_connection(info) };
     let builders = Arc::clone(&ctx.builders);
     let state = Arc::clone(&ctx.state);
     let mut shutdown = ctx.shutdown.clone();

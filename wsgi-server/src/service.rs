@@ -35,6 +35,7 @@ use wsgi_spec::run::{self, Outcome, Step};
 pub struct SpecService {
     shared: Arc<Shared>,
     conn: Option<ConnectionInfo>,
+    unix_peer: bool,
 }
 
 struct Shared {
@@ -68,7 +69,7 @@ impl SpecService {
             requests: None,
             closing: std::sync::atomic::AtomicBool::new(false),
         };
-        SpecService { shared: Arc::new(shared), conn: None }
+        SpecService { shared: Arc::new(shared), conn: None, unix_peer: false }
     }
 
     /// Believe forwarding headers (`X-Forwarded-*`, `Forwarded`) only from
@@ -122,7 +123,15 @@ impl SpecService {
     /// connection's addresses and scheme go into each environ.
     #[must_use]
     pub fn for_connection(&self, conn: ConnectionInfo) -> SpecService {
-        SpecService { shared: Arc::clone(&self.shared), conn: Some(conn) }
+        SpecService { shared: Arc::clone(&self.shared), conn: Some(conn), unix_peer: false }
+    }
+
+    /// The same service for a connection accepted on a Unix socket: its
+    /// peer (a local process, typically the reverse proxy) is trusted for
+    /// forwarding headers unless `forwarded_allow_ips` is empty.
+    #[must_use]
+    pub fn for_unix_connection(&self) -> SpecService {
+        SpecService { shared: Arc::clone(&self.shared), conn: Some(ConnectionInfo::default()), unix_peer: true }
     }
 
     /// The pool the application runs on.
@@ -208,7 +217,7 @@ impl SpecService {
             Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length)
         };
         let mut environ = Environ::from_request(parts, input, &self.shared.info);
-        proxy::apply(&mut environ, &self.shared.forwarded);
+        proxy::apply(&mut environ, &self.shared.forwarded, self.unix_peer);
         if let Some(rec) = record.as_mut() {
             rec.remote = environ.remote_addr;
             rec.path = [&environ.script_name[..], &environ.path_info[..]].concat();

@@ -326,3 +326,27 @@ fn inline_mode_serves_small_and_large_requests_alike() {
     let text = String::from_utf8_lossy(&r.body).into_owned();
     assert!(text.starts_with("3145728 ") && !text.contains("wsgi-app-"), "{text:.60}");
 }
+
+/// Behind a reverse proxy on a Unix socket there is no peer address: the
+/// proxy (a local process) is trusted for X-Forwarded-*, as in Gunicorn.
+#[test]
+fn unix_socket_peers_are_trusted_for_forwarded_headers() {
+    let dir = std::env::temp_dir().join(format!("wsgi-unix-fwd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("s.sock");
+    let bound =
+        wsgi_server::Server::new().bind(wsgi_server::Bind::Unix { path: path.clone(), mode: None }).bind_all().unwrap();
+    let handle = bound.shutdown_handle();
+    let t = std::thread::spawn(move || {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(bound.serve(Arc::new(remote))).unwrap();
+    });
+    let mut s = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: backend\r\nX-Forwarded-For: 198.51.100.9\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let r = read_response(&mut s, false).unwrap();
+    assert_eq!(r.body, b"198.51.100.9 https backend");
+    handle.immediate();
+    t.join().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}
