@@ -30,6 +30,9 @@ else
   cargo test --workspace --all-features --locked --no-fail-fast
 fi
 
+step "nginx end to end (Unix socket, upload, static, SIGHUP under load)"
+bash scripts/nginx-e2e.sh
+
 step "doc tests"
 cargo test --workspace --all-features --locked --doc
 

@@ -345,7 +345,7 @@ pub static SETTINGS: &[Setting] = &[
         "The error log's level: debug, info, warning, error or critical.",
         |c, v| { crate::logging::parse_level(v)?; c.log_level = v.to_ascii_lowercase(); Ok(()) }),
     setting!("forwarded_allow_ips", &["--forwarded-allow-ips"], "IPS", Value, "127.0.0.1,::1", "Security",
-        "Comma-separated addresses and CIDR networks (or `*`) of proxies whose X-Forwarded-For/Proto/Host/Port and Forwarded headers are believed.",
+        "Comma-separated addresses and CIDR networks (or `*`) of proxies whose X-Forwarded-For/Proto/Host/Port and Forwarded headers are believed. Peers on a Unix socket (a local reverse proxy) are believed unless the list is empty; the socket's permissions decide who can connect.",
         |c, v| { c.forwarded_allow_ips = v.parse().map_err(|e: crate::Error| e.to_string())?; Ok(()) }),
     setting!("certfile", &["--certfile"], "FILE", Value, "", "SSL",
         "The TLS certificate chain (PEM). With --keyfile, every TCP socket serves HTTPS (HTTP/2 by ALPN).",
