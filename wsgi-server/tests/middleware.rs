@@ -356,39 +356,14 @@ mod python {
     use std::net::{SocketAddr, TcpListener, TcpStream};
     use std::path::{Path, PathBuf};
     use std::process::{Child, Command, Stdio};
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, Instant};
 
+    use super::support::python::{temp_dir, venv, STARTUP};
     use super::support::{read_response, Resp};
     use super::{get, raw_request, request, send, text};
 
-    const STARTUP: Duration = Duration::from_secs(20);
     /// What every file outside the served root holds.
     const SECRET: &str = "TOP-SECRET";
-
-    fn venv() -> PathBuf {
-        let Some(dir) = std::env::var_os("WSGI_TEST_VENV") else {
-            panic!(
-                "WSGI_TEST_VENV is not set: run `bash scripts/python-venv.sh` (it prints the venv path) and \
-                 `export WSGI_TEST_VENV=<that path>` before `cargo test --features python`"
-            );
-        };
-        let dir = PathBuf::from(dir);
-        assert!(dir.join("bin/python").exists(), "WSGI_TEST_VENV={} is not a virtualenv", dir.display());
-        dir
-    }
-
-    fn temp_dir(what: &str) -> PathBuf {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "wsgi-middleware-{what}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 
     /// Deterministic bytes (xorshift).
     fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -414,7 +389,7 @@ mod python {
 
     impl Site {
         fn new() -> Site {
-            let base = temp_dir("site");
+            let base = temp_dir("middleware-site");
             let root = base.join("root");
             for d in ["css", "sub"] {
                 std::fs::create_dir_all(root.join(d)).unwrap();
@@ -465,7 +440,7 @@ mod python {
 
     impl Server {
         fn start(extra: &[&str]) -> Server {
-            let dir = temp_dir("server");
+            let dir = temp_dir("middleware-server");
             let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
             let addr: SocketAddr = ([127, 0, 0, 1], port).into();
             let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();

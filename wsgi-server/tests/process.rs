@@ -24,6 +24,8 @@
 
 mod support;
 
+use support::python::{free_port, python_dir, temp_dir, venv, STARTUP};
+
 use std::collections::{BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -39,48 +41,8 @@ use support::{read_response, Resp};
 // The server under test, as a child process.
 // ---------------------------------------------------------------------------
 
-/// How long the server may take to load its app and serve.
-const STARTUP: Duration = Duration::from_secs(20);
 /// How long one request may take in the tests that do not sleep on purpose.
 const REQUEST: Duration = Duration::from_secs(10);
-
-fn python_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
-}
-
-fn venv() -> PathBuf {
-    let Some(dir) = std::env::var_os("WSGI_TEST_VENV") else {
-        panic!(
-            "WSGI_TEST_VENV is not set: run `bash scripts/python-venv.sh` (it prints the venv path) and \
-             `export WSGI_TEST_VENV=<that path>` before `cargo test --features python`"
-        );
-    };
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("bin/python").exists(),
-        "WSGI_TEST_VENV={} is not a virtualenv: run `bash scripts/python-venv.sh`",
-        dir.display()
-    );
-    dir
-}
-
-/// A free port on 127.0.0.1 (the command cannot bind port 0 and report it).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A fresh directory for one server (logs, pid file); removed on drop.
-fn temp_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "wsgi-process-tests-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// The variables the command reads that must not leak in from whoever runs
 /// the tests: `WSGI_SERVER_*`, `WEB_CONCURRENCY`, the systemd ones, Python's.
@@ -152,7 +114,7 @@ impl Server {
     /// Start `wsgi-server process_app --bind 127.0.0.1:PORT` plus `extra`,
     /// and wait until it answers.
     fn start(extra: &[&str]) -> Server {
-        let dir = temp_dir();
+        let dir = temp_dir("process-tests");
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut cmd = command();
         cmd.arg("process_app")
@@ -688,7 +650,7 @@ fn max_requests_recycles_every_worker_without_failing_a_request() {
 /// exits 0 and removes its pid file.
 #[test]
 fn term_lets_the_running_request_finish_then_exits_zero() {
-    let dir = temp_dir();
+    let dir = temp_dir("process-tests");
     let pidfile = dir.join("master.pid");
     let mut srv = Server::start(&["--workers", "1", "--pid", pidfile.to_str().unwrap()]);
     let written = std::fs::read_to_string(&pidfile).unwrap();
@@ -736,7 +698,7 @@ fn ttin_and_ttou_change_the_number_of_workers() {
 /// in the renamed one.
 #[test]
 fn usr1_reopens_a_rotated_access_log() {
-    let dir = temp_dir();
+    let dir = temp_dir("process-tests");
     let access = dir.join("access.log");
     let rotated = dir.join("access.log.1");
     let srv = Server::start(&["--workers", "2", "--access-logfile", access.to_str().unwrap()]);
@@ -799,7 +761,7 @@ fn systemd_socket_activation_serves_on_the_passed_socket() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let fd = listener.as_raw_fd();
-    let dir = temp_dir();
+    let dir = temp_dir("process-tests");
     // The environment is set up in the child, after the fork: once a
     // `Command` has its own environment (`env`, `env_remove`), `setenv` in
     // `pre_exec` is lost, as std execs with the environment it built before
@@ -864,7 +826,7 @@ fn systemd_socket_activation_serves_on_the_passed_socket() {
 
 /// Run the command to its end (20 s at most): status, stdout, stderr.
 fn run(args: &[&str], env: &[(&str, &str)]) -> (ExitStatus, String, String) {
-    let dir = temp_dir();
+    let dir = temp_dir("process-tests");
     let mut cmd = command();
     cmd.args(args)
         .envs(env.iter().copied())
@@ -901,7 +863,7 @@ fn bad_input_exits_2_with_one_line_naming_it() {
     // Rejected while parsing the settings: stderr is exactly one line.
     type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a [&'a str]);
     // Config files (`-c`): a missing one, a directory, a bad value in one.
-    let conf = temp_dir();
+    let conf = temp_dir("process-tests");
     let missing = conf.join("missing.toml");
     let missing = missing.to_str().unwrap();
     let conf_dir = conf.to_str().unwrap();

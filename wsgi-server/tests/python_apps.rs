@@ -15,11 +15,12 @@
 
 mod support;
 
+use support::python::{free_port, python_dir, temp_dir, venv, STARTUP};
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use support::{connect, read_response, Resp};
@@ -28,49 +29,8 @@ use support::{connect, read_response, Resp};
 // The server under test, as a child process.
 // ---------------------------------------------------------------------------
 
-/// How long the server may take to load its app and listen.
-const STARTUP: Duration = Duration::from_secs(20);
 /// How long to wait for an error-log line that should come.
 const LOG_WAIT: Duration = Duration::from_secs(5);
-
-fn python_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python")
-}
-
-fn venv() -> PathBuf {
-    let Some(dir) = std::env::var_os("WSGI_TEST_VENV") else {
-        panic!(
-            "WSGI_TEST_VENV is not set: run `bash scripts/python-venv.sh` (it prints the venv path) and \
-             `export WSGI_TEST_VENV=<that path>` before `cargo test --features python`"
-        );
-    };
-    let dir = PathBuf::from(dir);
-    assert!(
-        dir.join("bin/python").exists(),
-        "WSGI_TEST_VENV={} is not a virtualenv: run `bash scripts/python-venv.sh`",
-        dir.display()
-    );
-    dir
-}
-
-/// A free port on 127.0.0.1 (the command cannot bind port 0 and report it).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// A fresh directory for one server: its error log, the data file, Django's
-/// database (`TESTS_TMP_DIR`); removed when the server is dropped.
-fn temp_dir() -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "wsgi-python-apps-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 /// Deterministic bytes covering every byte value (xorshift).
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
@@ -103,7 +63,7 @@ impl Server {
     /// and wait until it answers.
     fn start(app: &str, threads: usize, extra: &[&str]) -> Server {
         let venv = venv();
-        let dir = temp_dir();
+        let dir = temp_dir("python-apps");
         let data_file = dir.join("data.bin");
         std::fs::write(&data_file, data()).unwrap();
         let port = free_port();
@@ -849,7 +809,7 @@ fn django_upload(threads: usize) {
 #[test]
 fn django_project_passes_manage_py_check() {
     let project = python_dir().join("django_project");
-    let dir = temp_dir();
+    let dir = temp_dir("python-apps");
     let out = Command::new(venv().join("bin/python"))
         .args(["manage.py", "check"])
         .current_dir(&project)

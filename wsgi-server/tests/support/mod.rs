@@ -1,6 +1,9 @@
 //! Shared helpers: start a server on 127.0.0.1:0 in a thread, raw clients.
 #![allow(dead_code, unreachable_pub, missing_docs, clippy::unwrap_used)]
 
+#[cfg(feature = "python")]
+pub mod python;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
