@@ -174,6 +174,14 @@ impl ResponseSink for ChannelSink {
             }
         }
         if let Some(tx) = self.tx.take() {
+            // Let the connection take and write what was sent before the
+            // error breaks it, so the client sees the partial response cut
+            // off rather than nothing (bounded: this is the error path).
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            while tx.capacity() < tx.max_capacity() && std::time::Instant::now() < deadline && !tx.is_closed() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
             let _ = tx.blocking_send(Err(error.to_string().into()));
         }
     }
