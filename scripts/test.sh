@@ -33,6 +33,9 @@ fi
 step "nginx end to end (Unix socket, upload, static, SIGHUP under load)"
 bash scripts/nginx-e2e.sh
 
+step "pip install . into a fresh venv, then serve the Flask example (clean environment)"
+bash scripts/pip-install-e2e.sh
+
 step "doc tests"
 cargo test --workspace --all-features --locked --doc
 

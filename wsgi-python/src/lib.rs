@@ -28,7 +28,7 @@ mod convert;
 mod objects;
 
 use std::ffi::CString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyModule, PyTuple};
@@ -100,7 +100,7 @@ impl PythonApp {
             // other threads run Python or read the environment yet.
             std::env::set_var(k, v);
         }
-        Python::initialize();
+        init_interpreter(&virtualenv(opts))?;
         Python::attach(|py| {
             prepare_sys_path(py, opts)?;
             let code = CString::new(LOADER).map_err(|e| Error::Setup(e.to_string()))?;
@@ -135,6 +135,84 @@ impl PythonApp {
     }
 }
 
+/// Start the embedded interpreter (once per process).
+///
+/// Python finds its standard library from its program name, which for an
+/// embedding program is `python3` searched on `PATH`: that may be another
+/// CPython of the same version (a distribution's `/usr/bin/python3` beside
+/// a pyenv or source build), whose standard library does not match the
+/// libpython this program loads (its rpath). So the interpreter starts with
+/// the home of the CPython it was built against (`WSGI_PYTHON_HOME`, found
+/// at build time), when that standard library exists on this machine. A
+/// user points it elsewhere with `PYTHONHOME`, which then wins.
+/// `sys.executable` is the virtualenv's `bin/python` when there is one
+/// (what `multiprocessing` and subprocess-spawning code run), else the
+/// build interpreter.
+fn init_interpreter(venv: &Option<PathBuf>) -> Result<(), Error> {
+    // SAFETY: a plain query, valid before initialisation.
+    if unsafe { pyo3::ffi::Py_IsInitialized() } != 0 {
+        return Ok(());
+    }
+    let home = match (option_env!("WSGI_PYTHON_HOME"), option_env!("WSGI_PYTHON_STDLIB")) {
+        (Some(home), Some(stdlib))
+            if std::env::var_os("PYTHONHOME").is_none() && Path::new(stdlib).join("os.py").is_file() =>
+        {
+            Some(CString::new(home).map_err(|e| Error::Setup(e.to_string()))?)
+        }
+        _ => None,
+    };
+    let executable = venv
+        .as_ref()
+        .map(|v| v.join("bin/python"))
+        .filter(|p| p.exists())
+        .map(|p| p.into_os_string().into_encoded_bytes())
+        .or_else(|| option_env!("WSGI_PYTHON_EXECUTABLE").map(|e| e.as_bytes().to_vec()))
+        .map(CString::new)
+        .transpose()
+        .map_err(|e| Error::Setup(e.to_string()))?;
+    if let Some(home) = home {
+        // SAFETY: the documented PyConfig sequence (init, set, initialise,
+        // clear) on a zeroed config owned by this frame; not initialised
+        // yet (checked above) and no other thread uses Python. As pyo3's own
+        // initialisation: no signal handlers (the server owns signals), and
+        // the GIL is released at the end.
+        unsafe {
+            let mut config = std::mem::MaybeUninit::<pyo3::ffi::PyConfig>::zeroed();
+            let config = config.as_mut_ptr();
+            pyo3::ffi::PyConfig_InitPythonConfig(config);
+            (*config).install_signal_handlers = 0;
+            let mut status = pyo3::ffi::PyConfig_SetBytesString(config, &raw mut (*config).home, home.as_ptr());
+            if let Some(exe) = executable.as_ref().filter(|_| pyo3::ffi::PyStatus_Exception(status) == 0) {
+                status = pyo3::ffi::PyConfig_SetBytesString(config, &raw mut (*config).executable, exe.as_ptr());
+            }
+            let status = if pyo3::ffi::PyStatus_Exception(status) == 0 {
+                pyo3::ffi::Py_InitializeFromConfig(config)
+            } else {
+                status
+            };
+            pyo3::ffi::PyConfig_Clear(config);
+            if pyo3::ffi::PyStatus_Exception(status) != 0 {
+                let msg = if status.err_msg.is_null() {
+                    "unknown error".to_owned()
+                } else {
+                    std::ffi::CStr::from_ptr(status.err_msg).to_string_lossy().into_owned()
+                };
+                return Err(Error::Setup(format!("cannot start Python with home {}: {msg}", home.to_string_lossy())));
+            }
+            pyo3::ffi::PyEval_SaveThread();
+        }
+    }
+    // Marks pyo3's one-time initialisation done (a no-op when initialised above).
+    Python::initialize();
+    Ok(())
+}
+
+/// The virtualenv whose packages import: the option, else `$VIRTUAL_ENV`,
+/// else the one this program is installed in.
+fn virtualenv(opts: &LoadOptions) -> Option<PathBuf> {
+    opts.virtualenv.clone().or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from)).or_else(venv_of_executable)
+}
+
 /// The virtualenv the running program was installed into (`pip install`
 /// puts `wsgi-server` in `<venv>/bin/`), recognised by its `pyvenv.cfg`.
 fn venv_of_executable() -> Option<PathBuf> {
@@ -147,12 +225,7 @@ fn prepare_sys_path(py: Python<'_>, opts: &LoadOptions) -> Result<(), Error> {
     let setup = |e: PyErr| Error::Setup(format!("setting up sys.path: {e}"));
     let sys = py.import("sys").map_err(setup)?;
     let path = sys.getattr("path").map_err(setup)?;
-    let venv = opts
-        .virtualenv
-        .clone()
-        .or_else(|| std::env::var_os("VIRTUAL_ENV").map(PathBuf::from))
-        .or_else(venv_of_executable);
-    if let Some(venv) = venv {
+    if let Some(venv) = virtualenv(opts) {
         let vi = sys.getattr("version_info").map_err(setup)?;
         let major: u32 = vi.getattr("major").and_then(|v| v.extract()).map_err(setup)?;
         let minor: u32 = vi.getattr("minor").and_then(|v| v.extract()).map_err(setup)?;
@@ -166,9 +239,12 @@ fn prepare_sys_path(py: Python<'_>, opts: &LoadOptions) -> Result<(), Error> {
         }
         let site = site.to_string_lossy().into_owned();
         // First on sys.path, so the venv's packages win, and through
-        // site.addsitedir so its .pth files are honoured.
-        path.call_method1("insert", (0, &site)).map_err(setup)?;
-        py.import("site").and_then(|m| m.call_method1("addsitedir", (&site,))).map_err(setup)?;
+        // site.addsitedir so its .pth files are honoured (unless Python's
+        // own start-up found the venv from `sys.executable` and did both).
+        if !path.contains(&site).map_err(setup)? {
+            path.call_method1("insert", (0, &site)).map_err(setup)?;
+            py.import("site").and_then(|m| m.call_method1("addsitedir", (&site,))).map_err(setup)?;
+        }
     }
     for p in opts.pythonpath.iter().rev() {
         path.call_method1("insert", (0, p.to_string_lossy().into_owned())).map_err(setup)?;
