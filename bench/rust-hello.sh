@@ -1,19 +1,15 @@
 #!/usr/bin/env bash
-# Rust hello app through wsgi-server vs a bare hyper hello server, same machine,
-# same wrk settings (wrk -t1 -c64), interleaved rounds, medians (../shared/bench/run.py).
+# Rust hello app through wsgi-server (examples' `serve hello`, on the app-thread pool
+# and --inline) vs a bare hyper hello server (../shared/bench's hyper-raw), same wrk
+# settings (wrk -t1 -c64), interleaved rounds, medians. A subset of bench/all.sh: it
+# measures into RESULTS (bench/results/<UTC time>) and does not write
+# docs/benchmarks.md unless REPORT=1.
 # Usage: bash bench/rust-hello.sh [extra run.py args]
+#   ROUNDS (5), DURATION (10 s), WORKERS (1), RESULTS, BUILD (1), REPORT (0)
 set -euo pipefail
-cd "$(dirname "$0")/.."
-root=$PWD
-shared=${SHARED:-$root/../shared}
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
-cargo build --release --locked -p examples --bin serve
-export BENCH_VENV=${BENCH_VENV:-/tmp/venv-bench}
-[ -x "$BENCH_VENV/bin/python" ] || python3 -m venv "$BENCH_VENV"
-out=${OUT:-/tmp/bench-rust-hello}
-cd "$shared"
-python3 bench/run.py \
-  --add-server "wsgi-server=$root/target/release/serve hello --bind {host}:{port} --threads 4 --io-threads 1" \
-  --add-server "wsgi-server-inline=$root/target/release/serve hello --bind {host}:{port} --threads 4 --inline --io-threads 1" \
-  --servers wsgi-server,wsgi-server-inline,hyper-raw --apps hello --workers 1 --conns 64 \
-  --rounds "${ROUNDS:-5}" --duration "${DURATION:-10}" --warmup 2 --out "$out" "$@"
+export SERVERS=${SERVERS:-rust-hello,rust-hello-inline,hyper-raw}
+export APPS=${APPS:-hello}
+export WORKERS=${WORKERS:-1}
+export ROUNDS=${ROUNDS:-5}
+export REPORT=${REPORT:-0}
+exec bash "$(dirname "$0")/all.sh" "$@"

@@ -5,10 +5,16 @@
 # JSON response (wrk -c1). Interleaved rounds, medians: bench/apps/static_bench.py
 # (../shared/bench/run.py only serves its own apps at `/`).
 #
-# Usage: bash bench/static.sh [extra static_bench.py args, e.g. --rounds 5]
+# Part of bench/all.sh (which runs it with OUT=<results>/static and reports it);
+# on its own it only measures: bench/report.py turns OUT into docs/benchmarks.md.
+# uWSGI's --static-map and Granian's --static-path-mount run beside them for context.
+#
+# Usage: bash bench/static.sh [extra static_bench.py args, e.g. --no-others]
 #   BENCH_VENV (/tmp/venv-anchors, made by ../shared/bench/setup.sh; WhiteNoise
-#   is pip-installed into it), ROUNDS (3), DURATION (5 s), OUT (/tmp/bench-static),
-#   SHARED (../shared). About 3 minutes once the release build is there.
+#   is pip-installed into it), ROUNDS (3), DURATION (5 s), WARMUP (1 s),
+#   STATIC_CELLS (static-css,static-js,json-c1,json-c64), OUT (/tmp/bench-static),
+#   BUILD (1; 0 uses the wsgi-server binary already in target/release), SHARED (../shared).
+#   About 5 minutes once the release build is there (12 cells x 3 rounds x ~7 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -20,7 +26,9 @@ command -v "${WRK:-wrk}" >/dev/null || { apt-get update -qq && apt-get install -
   "$BENCH_VENV/bin/pip" install -q --disable-pip-version-check "whitenoise==6.*"
 
 # Link the interpreter of the venv that holds Django.
-PYO3_PYTHON="$BENCH_VENV/bin/python" cargo build --release --locked -p wsgi-server --features python,tls
+if [ "${BUILD:-1}" != 0 ]; then
+  PYO3_PYTHON="$BENCH_VENV/bin/python" cargo build --release --locked -p wsgi-server --features python,tls
+fi
 
 out=${OUT:-/tmp/bench-static}
 work="$out/files"
@@ -33,4 +41,5 @@ mkdir -p "$work"
 python3 bench/apps/static_bench.py \
   --wsgi-server "$root/target/release/wsgi-server" --venv "$BENCH_VENV" --apps "$root/bench/apps" \
   --static-root "$work/collected" --assets "$work/assets" \
-  --rounds "${ROUNDS:-3}" --duration "${DURATION:-5}" --out "$out" "$@"
+  --rounds "${ROUNDS:-3}" --duration "${DURATION:-5}" --warmup "${WARMUP:-1}" \
+  --cells "${STATIC_CELLS:-static-css,static-js,json-c1,json-c64}" --out "$out" "$@"

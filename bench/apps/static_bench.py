@@ -20,6 +20,15 @@ Cells:
                            --compress, Accept-Encoding: gzip, one connection: the
                            latency of one request, so the difference is what gzip adds
   json-c64                 the same at -c64 (throughput, for context)
+
+For context (no target), the static cells also run uWSGI's --static-map (with
+--static-gzip-all, so it sends the .gz sibling too) and Granian's
+--static-path-mount (its own Rust file server; it does not use the .gz
+siblings, so it sends the identity bytes): --no-others leaves them out.
+--cells picks a subset of the cells (quick checks). Every run records the
+server's RSS (VmRSS summed over its session) after the run; checks.json holds
+the commands, the Content-Encoding each static server chose and its
+Cache-Control.
 """
 
 import argparse
@@ -175,6 +184,33 @@ def run_wrk(args, server, path, conns, duration):
     return res
 
 
+def session_rss_kib(sid):
+    """VmRSS summed over the processes of session `sid` (the server and its workers)."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                data = f.read()
+            if int(data[data.rindex(")") + 2:].split()[3]) != sid:
+                continue
+            with open(f"/proc/{entry}/status") as f:
+                total += next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), 0)
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+STATIC = "wsgi-server --static-map"
+WHITENOISE = "gunicorn + WhiteNoise"
+# Other servers' own static file serving, for context (not part of the 5x target): neither
+# is told about Django's hashed names, so their cache headers are their defaults.
+UWSGI_STATIC = "uwsgi --static-map"
+GRANIAN_STATIC = "granian --static-path-mount"
+CELLS = ("static-css", "static-js", "json-c1", "json-c64")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--wsgi-server", required=True, help="the release wsgi-server binary")
@@ -190,9 +226,16 @@ def main():
     p.add_argument("--quiet-pct", type=float, default=25.0)
     p.add_argument("--quiet-wait", type=float, default=5.0)
     p.add_argument("--max-other-pct", type=float, default=15.0)
+    p.add_argument("--cells", default=",".join(CELLS), help="comma list of " + ", ".join(CELLS))
+    p.add_argument("--no-others", action="store_true",
+                   help="leave out the uWSGI and Granian static rows (context, not a target)")
     p.add_argument("--wrk", default=os.environ.get("WRK", "wrk"))
     p.add_argument("--out", default="/tmp/bench-static")
     args = p.parse_args()
+    wanted = [c.strip() for c in args.cells.split(",") if c.strip()]
+    for c in wanted:
+        if c not in CELLS:
+            raise SystemExit(f"static_bench: unknown cell {c} (cells: {', '.join(CELLS)})")
 
     out = Path(args.out)
     (out / "logs").mkdir(parents=True, exist_ok=True)
@@ -206,46 +249,70 @@ def main():
     ws = [args.wsgi_server, "--bind", f"{HOST}:{{port}}", "--workers", "1", "--pythonpath", args.apps,
           "--error-logfile", "-"]
     commands = {
-        "wsgi-server --static-map": ws + ["--static-map", f"/static={args.static_root}", app],
-        "gunicorn + WhiteNoise": [f"{args.venv}/bin/gunicorn", "--bind", f"{HOST}:{{port}}", "--workers", "1",
-                                  "--chdir", args.apps, app],
+        STATIC: ws + ["--static-map", f"/static={args.static_root}", app],
+        WHITENOISE: [f"{args.venv}/bin/gunicorn", "--bind", f"{HOST}:{{port}}", "--workers", "1",
+                     "--chdir", args.apps, app],
+        UWSGI_STATIC: [f"{args.venv}/bin/uwsgi", "--http", f"{HOST}:{{port}}", "--http-keepalive", "--master",
+                       "--processes", "1", "--home", args.venv, "--module", app, "--disable-logging",
+                       "--die-on-term", "--need-app", "--static-map", f"/static={args.static_root}",
+                       "--static-gzip-all"],
+        GRANIAN_STATIC: [f"{args.venv}/bin/granian", "--interface", "wsgi", "--host", HOST, "--port", "{port}",
+                         "--workers", "1", "--http", "1", "--no-ws", "--static-path-route", "/static",
+                         "--static-path-mount", args.static_root, app],
         "wsgi-server": ws + [app],
         "wsgi-server --compress": ws + ["--compress", app],
     }
+    static_servers = [STATIC, WHITENOISE] + ([] if args.no_others else [UWSGI_STATIC, GRANIAN_STATIC])
+    cells = []
+    for kind in ("css", "js"):
+        if f"static-{kind}" in wanted:
+            for name in static_servers:
+                cells.append((f"static-{kind}", name, urls[kind], args.conns))
+    for conns in (1, args.conns):
+        if f"json-c{conns}" in wanted or (conns == args.conns and "json-c64" in wanted):
+            for name in ("wsgi-server", "wsgi-server --compress"):
+                cells.append((f"json-c{conns}", name, "/json", conns))
+    needed = list(dict.fromkeys(c[1] for c in cells))
+
     servers = {}
+    checks = {"urls": urls, "encoding": {}, "cache_control": {}, "commands": {}}
     try:
-        for name, argv in commands.items():
-            servers[name] = Server(name, argv, env, out / "logs")
+        for name in needed:
+            servers[name] = Server(name, commands[name], env, out / "logs")
+            checks["commands"][name] = shlex.join(commands[name])
         for s in servers.values():
             s.wait_ready()
 
-        # Correct answers first: both static servers send the same bytes.
+        # Correct answers first: the static servers send the same bytes (the collected
+        # .gz sibling under Accept-Encoding: gzip where the server uses it).
         for kind, url in urls.items():
             plain = (Path(args.static_root) / url[len("/static/"):]).read_bytes()
             gz = (Path(args.static_root) / (url[len("/static/"):] + ".gz")).read_bytes()
-            for name in ("wsgi-server --static-map", "gunicorn + WhiteNoise"):
+            for name in (n for n in static_servers if n in servers):
                 st, h, body = fetch(servers[name].port, url)
                 check(st == 200 and body == plain, f"{name} {url}: {st}, {len(body)} bytes")
                 st, h, body = fetch(servers[name].port, url, {"Accept-Encoding": "gzip"})
-                check(st == 200 and h.get("content-encoding") == "gzip" and body == gz,
-                      f"{name} {url} gzip: {st} {h.get('content-encoding')} {len(body)} bytes")
-                check("immutable" in h.get("cache-control", "") or "max-age=315360000" in h.get("cache-control", ""),
-                      f"{name} {url}: cache-control {h.get('cache-control')}")
-        st, h, plain_json = fetch(servers["wsgi-server"].port, "/json", {"Accept-Encoding": "gzip"})
-        check(st == 200 and len(plain_json) == 100 * 1024 and "content-encoding" not in h, "plain /json")
-        st, h, body = fetch(servers["wsgi-server --compress"].port, "/json", {"Accept-Encoding": "gzip"})
-        check(st == 200 and h.get("content-encoding") == "gzip" and gzip.decompress(body) == plain_json,
-              "--compress /json")
-        print(f"checked: {urls['css']} and {urls['js']} identical from both; /json gzip "
-              f"{len(plain_json)} -> {len(body)} bytes", flush=True)
-
-        cells = []
-        for kind in ("css", "js"):
-            for name in ("wsgi-server --static-map", "gunicorn + WhiteNoise"):
-                cells.append((f"static-{kind}", name, urls[kind], args.conns))
-        for conns in (1, args.conns):
-            for name in ("wsgi-server", "wsgi-server --compress"):
-                cells.append((f"json-c{conns}", name, "/json", conns))
+                enc = h.get("content-encoding", "identity")
+                checks["encoding"][f"{name} {kind}"] = f"{enc}, {len(body)} bytes"
+                checks["cache_control"][f"{name} {kind}"] = h.get("cache-control", "")
+                if name in (STATIC, WHITENOISE):
+                    check(st == 200 and enc == "gzip" and body == gz,
+                          f"{name} {url} gzip: {st} {enc} {len(body)} bytes")
+                    check("immutable" in h.get("cache-control", "")
+                          or "max-age=315360000" in h.get("cache-control", ""),
+                          f"{name} {url}: cache-control {h.get('cache-control')}")
+                else:
+                    check(st == 200 and body == (gz if enc == "gzip" else plain),
+                          f"{name} {url} with Accept-Encoding: gzip: {st} {enc} {len(body)} bytes")
+        if "wsgi-server" in servers and "wsgi-server --compress" in servers:
+            st, h, plain_json = fetch(servers["wsgi-server"].port, "/json", {"Accept-Encoding": "gzip"})
+            check(st == 200 and len(plain_json) == 100 * 1024 and "content-encoding" not in h, "plain /json")
+            st, h, body = fetch(servers["wsgi-server --compress"].port, "/json", {"Accept-Encoding": "gzip"})
+            check(st == 200 and h.get("content-encoding") == "gzip" and gzip.decompress(body) == plain_json,
+                  "--compress /json")
+            checks["encoding"]["json --compress"] = f"gzip, {len(plain_json)} -> {len(body)} bytes"
+        (out / "checks.json").write_text(json.dumps(checks, indent=2) + "\n")
+        print("checked:", "; ".join(f"{k}: {v}" for k, v in checks["encoding"].items()), flush=True)
 
         rng = random.Random(args.seed)
         runs = []
@@ -258,11 +325,12 @@ def main():
                         busy = wait_quiet(args.quiet_wait, args.quiet_pct)
                         run_wrk(args, servers[name], path, conns, args.warmup)
                         res = run_wrk(args, servers[name], path, conns, args.duration)
+                        res["rss_kib"] = session_rss_kib(os.getsid(servers[name].proc.pid))
                         res.update(cell=cell, server=name, round=rnd, attempt=attempt, busy_before=round(busy, 1),
                                    disturbed=res["other_pct"] > args.max_other_pct)
                         log.write(json.dumps(res) + "\n")
                         log.flush()
-                        print(f"round {rnd} {cell:10} {name:26} {res['rps']:10.0f} req/s  p50 {res['p50_ms']:.3f} ms"
+                        print(f"round {rnd} {cell:10} {name:28} {res['rps']:10.0f} req/s  p50 {res['p50_ms']:.3f} ms"
                               f"  server {res['server_cpu_pct']}%  other {res['other_pct']}%"
                               f"{'  DISTURBED' if res['disturbed'] else ''}", flush=True)
                         if not res["disturbed"] or attempt == 2:
@@ -293,12 +361,17 @@ def summarize(runs, urls, out):
             lines.append(f"| {cell} | {server} | {rps:.0f} | {spread} | {p50:.3f} ms | {p99:.3f} ms | {errs} |")
     lines.append("")
     verdicts = []
+    ran = {r["cell"] for r in runs}
     for kind in ("css", "js"):
+        if f"static-{kind}" not in ran:
+            continue
         ours, _ = med(f"static-{kind}", "wsgi-server --static-map", "rps")
         theirs, _ = med(f"static-{kind}", "gunicorn + WhiteNoise", "rps")
         ratio = ours / theirs if theirs else float("nan")
         verdicts.append(f"static {kind} ({urls[kind]}): wsgi-server --static-map / gunicorn+WhiteNoise = "
                         f"{ratio:.2f}x (target >= 5x: {'PASS' if ratio >= 5 else 'FAIL'})")
+    if "json-c1" not in ran:
+        return finish(lines, verdicts, out)
     plain, _ = med("json-c1", "wsgi-server", "p50_ms")
     gz, _ = med("json-c1", "wsgi-server --compress", "p50_ms")
     # Paired by round, too: less sensitive to drift over the run.
@@ -313,6 +386,10 @@ def summarize(runs, urls, out):
     verdicts.append(f"gzip of the 100 KiB JSON (one connection): median p50 {plain:.3f} ms -> {gz:.3f} ms, "
                     f"adds {gz - plain:.3f} ms (per-round paired median {paired:.3f} ms; "
                     f"target < 1 ms: {'PASS' if gz - plain < 1 else 'FAIL'})")
+    return finish(lines, verdicts, out)
+
+
+def finish(lines, verdicts, out):
     text = "\n".join(lines + [f"- {v}" for v in verdicts]) + "\n"
     (out / "summary.md").write_text(text)
     print()
