@@ -63,6 +63,9 @@ if [ "${BUILD:-1}" != 0 ]; then
 fi
 
 mkdir -p "$results"
+# server logs beside the results (run.py's default, /tmp/bench-logs/<folder name>, would put
+# every run's logs in /tmp/bench-logs/matrix)
+export BENCH_LOG_DIR=${BENCH_LOG_DIR:-$results/logs}
 if [ -z "${RESULTS:-}" ]; then ln -sfn "$stamp" bench/results/latest; fi
 python3 bench/report.py --save-env "$results" --command "$cmd"
 echo "results: $results"
