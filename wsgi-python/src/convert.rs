@@ -6,11 +6,6 @@ use wsgi_spec::{Environ, StartResponse};
 
 use crate::objects::{ErrorStream, FileWrapper, InputStream, StartResponseFn};
 
-/// Key strings by header name, with FNV-1a: a cheap hash for short,
-/// already-validated names (the cache is bounded, so flooding is harmless).
-pub(crate) type KeyCache =
-    std::collections::HashMap<http::HeaderName, Py<PyString>, std::hash::BuildHasherDefault<Fnv>>;
-
 /// The FNV-1a hasher.
 #[derive(Default)]
 pub(crate) struct Fnv(u64);
@@ -29,12 +24,59 @@ impl std::hash::Hasher for Fnv {
     }
 }
 
+/// Values longer than this are never cached (see [`Slot`]).
+const CACHED_VALUE_MAX: usize = 128;
+
+/// A key string and the last value string made for it: requests repeat
+/// most of their values (method, protocol, host, server name and port, the
+/// client's address, `Accept`, `User-Agent`...), and a Python string is
+/// immutable, so an equal value reuses the string instead of making one.
+pub(crate) struct Slot {
+    key: Py<PyString>,
+    last: Option<(Vec<u8>, Py<PyString>)>,
+}
+
+impl Slot {
+    fn new(key: Py<PyString>) -> Slot {
+        Slot { key, last: None }
+    }
+
+    /// Set `key: value` in `dict`, reusing the last value string if equal.
+    fn set(&mut self, py: Python<'_>, dict: &Bound<'_, PyDict>, value: &[u8]) -> PyResult<()> {
+        let v = match &mut self.last {
+            Some((bytes, s)) if bytes.as_slice() == value => s.bind(py).clone(),
+            last => {
+                let s = latin1_str(py, value)?;
+                if value.len() <= CACHED_VALUE_MAX {
+                    match last {
+                        Some((bytes, old)) => {
+                            bytes.clear();
+                            bytes.extend_from_slice(value);
+                            *old = s.clone().unbind();
+                        }
+                        None => *last = Some((value.to_vec(), s.clone().unbind())),
+                    }
+                }
+                s
+            }
+        };
+        dict_set(dict, self.key.bind(py), &v)
+    }
+}
+
+/// The strings reused across requests.
+pub(crate) struct Cache {
+    /// One slot per core key, in `CORE_CGI_KEYS` order.
+    core: Vec<Slot>,
+    /// `HTTP_*` slots by header name, made on first use (bounded).
+    headers: std::collections::HashMap<http::HeaderName, Slot, std::hash::BuildHasherDefault<Fnv>>,
+    /// The constant part of every environ, for the flags it was made with.
+    template: Option<(u8, Py<PyDict>)>,
+}
+
 /// Python objects built once and reused for every request.
 pub(crate) struct Consts {
-    /// Interned key strings (their hash is computed once), by key.
-    core_keys: std::collections::HashMap<&'static str, Py<PyString>>,
-    /// `HTTP_*` key strings by header name, made on first use.
-    header_keys: std::sync::Mutex<KeyCache>,
+    cache: std::sync::Mutex<Cache>,
     pub(crate) copy_context: Py<PyAny>,
     pub(crate) run: Py<PyString>,
     version: Py<PyTuple>,
@@ -55,11 +97,9 @@ pub(crate) struct Consts {
 impl Consts {
     pub(crate) fn new(py: Python<'_>) -> PyResult<Consts> {
         let k = |s: &str| PyString::intern(py, s).unbind();
-        let core_keys =
-            wsgi_spec::CORE_CGI_KEYS.iter().chain(["wsgi.url_scheme"].iter()).map(|&key| (key, k(key))).collect();
+        let core = wsgi_spec::CORE_CGI_KEYS.iter().map(|&key| Slot::new(k(key))).collect();
         Ok(Consts {
-            core_keys,
-            header_keys: std::sync::Mutex::new(KeyCache::default()),
+            cache: std::sync::Mutex::new(Cache { core, headers: Default::default(), template: None }),
             copy_context: py.import("contextvars")?.getattr("copy_context")?.unbind(),
             run: k("run"),
             version: PyTuple::new(py, [1, 0])?.unbind(),
@@ -97,29 +137,6 @@ pub(crate) fn latin1_str<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'
     }
 }
 
-impl Consts {
-    fn key<'py>(&self, py: Python<'py>, cache: &mut KeyCache, key: wsgi_spec::CgiKey<'_>) -> Bound<'py, PyString> {
-        match key {
-            wsgi_spec::CgiKey::Core(k) => match self.core_keys.get(k) {
-                Some(s) => s.bind(py).clone(),
-                None => PyString::intern(py, k),
-            },
-            wsgi_spec::CgiKey::Header(name) => {
-                if let Some(s) = cache.get(name) {
-                    return s.bind(py).clone();
-                }
-                let s = PyString::intern(py, &wsgi_spec::http_key(name));
-                // Bounded: clients choose header names.
-                if cache.len() < 1024 {
-                    cache.insert(name.clone(), s.clone().unbind());
-                }
-                s
-            }
-            other => PyString::intern(py, &other.to_key()),
-        }
-    }
-}
-
 /// The latin-1 bytes of a native string; `None` if it holds a code point
 /// above U+00FF (UNI-1).
 pub(crate) fn latin1_bytes(s: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
@@ -129,6 +146,57 @@ pub(crate) fn latin1_bytes(s: &str) -> Option<std::borrow::Cow<'_, [u8]>> {
     s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect::<Option<Vec<u8>>>().map(std::borrow::Cow::Owned)
 }
 
+/// `dict[key] = value`.
+fn dict_set(dict: &Bound<'_, PyDict>, key: &Bound<'_, PyString>, value: &Bound<'_, PyAny>) -> PyResult<()> {
+    // SAFETY: three valid objects held by the caller, with the GIL (the
+    // `Bound`s prove it); PyDict_SetItem takes its own references.
+    let r = unsafe { pyo3::ffi::PyDict_SetItem(dict.as_ptr(), key.as_ptr(), value.as_ptr()) };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(PyErr::fetch(dict.py()))
+    }
+}
+
+impl Consts {
+    /// The constant entries of every environ (`wsgi.*` but input and
+    /// errors), in a dict made large enough for a whole environ, so a copy
+    /// of it takes the request's entries without growing.
+    fn template<'py>(&self, py: Python<'py>, cache: &mut Cache, environ: &Environ) -> PyResult<Bound<'py, PyDict>> {
+        let terminated = environ.extensions.get::<wsgi_spec::ext::InputTerminated>().is_some();
+        let flags = u8::from(environ.multithread)
+            | u8::from(environ.multiprocess) << 1
+            | u8::from(environ.run_once) << 2
+            | u8::from(terminated) << 3;
+        if let Some((f, t)) = &cache.template {
+            if *f == flags {
+                return Ok(t.bind(py).clone());
+            }
+        }
+        let dict = presized_dict(py, 48)?;
+        dict.set_item(self.k_url_scheme.bind(py), self.http.bind(py))?;
+        dict.set_item(self.k_version.bind(py), self.version.bind(py))?;
+        dict.set_item(self.k_multithread.bind(py), PyBool::new(py, environ.multithread))?;
+        dict.set_item(self.k_multiprocess.bind(py), PyBool::new(py, environ.multiprocess))?;
+        dict.set_item(self.k_run_once.bind(py), PyBool::new(py, environ.run_once))?;
+        dict.set_item(self.k_input_terminated.bind(py), PyBool::new(py, terminated))?;
+        dict.set_item(self.k_file_wrapper.bind(py), self.file_wrapper.bind(py))?;
+        cache.template = Some((flags, dict.clone().unbind()));
+        Ok(dict)
+    }
+}
+
+/// An empty dict with room for `n` entries.
+fn presized_dict(py: Python<'_>, n: isize) -> PyResult<Bound<'_, PyDict>> {
+    extern "C" {
+        // Exported by CPython (Include/cpython/dictobject.h), used by
+        // Cython and others; not in pyo3's bindings.
+        fn _PyDict_NewPresized(minused: pyo3::ffi::Py_ssize_t) -> *mut pyo3::ffi::PyObject;
+    }
+    // SAFETY: with the GIL; a new reference or NULL with an exception set.
+    unsafe { Ok(Bound::from_owned_ptr_or_err(py, _PyDict_NewPresized(n))?.cast_into_unchecked()) }
+}
+
 /// Build the `environ` dict and the `start_response` callable for a request.
 pub(crate) fn environ_dict<'py>(
     py: Python<'py>,
@@ -136,38 +204,58 @@ pub(crate) fn environ_dict<'py>(
     mut environ: Environ,
     start_response: StartResponse,
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, StartResponseFn>)> {
-    let dict = PyDict::new(py);
+    // Locked without deadlock: if another thread holds it, the GIL is
+    // released while waiting (that thread may need the GIL to finish).
+    let mut cache =
+        pyo3::sync::MutexExt::lock_py_attached(&c.cache, py).unwrap_or_else(std::sync::PoisonError::into_inner);
+    let template = c.template(py, &mut cache, &environ)?;
+    // SAFETY: with the GIL; a new reference (a copy of a dict) or NULL
+    // with an exception set.
+    let dict: Bound<'py, PyDict> =
+        unsafe { Bound::from_owned_ptr_or_err(py, pyo3::ffi::PyDict_Copy(template.as_ptr()))?.cast_into_unchecked() };
     let mut failed = None;
-    let mut cache = c.header_keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let cache = &mut *cache;
     environ.for_each_cgi_var(|key, value| {
-        if failed.is_some() || key == wsgi_spec::CgiKey::Core("wsgi.url_scheme") {
+        if failed.is_some() {
             return;
         }
-        let r = latin1_str(py, &value).and_then(|v| dict.set_item(c.key(py, &mut cache, key), v));
+        let r = match key {
+            wsgi_spec::CgiKey::Core("wsgi.url_scheme") => {
+                if environ.url_scheme == wsgi_spec::Scheme::Https {
+                    dict.set_item(c.k_url_scheme.bind(py), c.https.bind(py))
+                } else {
+                    Ok(())
+                }
+            }
+            wsgi_spec::CgiKey::Core(k) => match wsgi_spec::CORE_CGI_KEYS.iter().position(|&x| x == k) {
+                Some(i) => cache.core[i].set(py, &dict, &value),
+                None => latin1_str(py, &value).and_then(|v| dict.set_item(PyString::intern(py, k), v)),
+            },
+            wsgi_spec::CgiKey::Header(name) => match cache.headers.get_mut(name) {
+                Some(slot) => slot.set(py, &dict, &value),
+                None => {
+                    let mut slot = Slot::new(PyString::intern(py, &wsgi_spec::http_key(name)).unbind());
+                    let r = slot.set(py, &dict, &value);
+                    // Bounded: clients choose header names.
+                    if cache.headers.len() < 1024 {
+                        cache.headers.insert(name.clone(), slot);
+                    }
+                    r
+                }
+            },
+            other => latin1_str(py, &value).and_then(|v| dict.set_item(PyString::intern(py, &other.to_key()), v)),
+        };
         if let Err(e) = r {
             failed = Some(e);
         }
     });
-    drop(cache);
     if let Some(e) = failed {
         return Err(e);
     }
-    let scheme = match environ.url_scheme {
-        wsgi_spec::Scheme::Https => &c.https,
-        _ => &c.http,
-    };
-    dict.set_item(c.k_url_scheme.bind(py), scheme.bind(py))?;
-    dict.set_item(c.k_version.bind(py), c.version.bind(py))?;
-    dict.set_item(c.k_multithread.bind(py), PyBool::new(py, environ.multithread))?;
-    dict.set_item(c.k_multiprocess.bind(py), PyBool::new(py, environ.multiprocess))?;
-    dict.set_item(c.k_run_once.bind(py), PyBool::new(py, environ.run_once))?;
-    let terminated = environ.extensions.get::<wsgi_spec::ext::InputTerminated>().is_some();
-    dict.set_item(c.k_input_terminated.bind(py), PyBool::new(py, terminated))?;
-    dict.set_item(c.k_file_wrapper.bind(py), c.file_wrapper.bind(py))?;
     let errors = environ.errors.clone();
     let input = std::mem::replace(&mut environ.input, wsgi_spec::Input::empty());
     dict.set_item(c.k_input.bind(py), Bound::new(py, InputStream::new(input))?)?;
-    dict.set_item(c.k_errors.bind(py), Bound::new(py, ErrorStream::new(errors.clone()))?)?;
+    dict.set_item(c.k_errors.bind(py), Bound::new(py, ErrorStream::new(errors))?)?;
     let sr = Bound::new(py, StartResponseFn::new(start_response))?;
     Ok((dict, sr))
 }

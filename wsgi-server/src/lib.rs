@@ -40,7 +40,7 @@ pub use bind::{Bind, Listener};
 pub use bridge::ResponseBody;
 pub use pool::AppPool;
 pub use server::{Bound, Server, Shutdown, ShutdownHandle};
-pub use service::SpecService;
+pub use service::{SpecFuture, SpecService};
 
 /// Everything that can go wrong starting or running the server.
 #[derive(Debug, thiserror::Error)]

@@ -154,43 +154,47 @@ impl SpecService {
         B::Error: Into<BoxError>,
     {
         let version = req.version();
-        let mut resp = self.handle_request(req).await;
+        let resp = self.handle_request(req).await;
+        self.finish(version, resp)
+    }
+
+    /// `Connection: close` on HTTP/1 responses once a graceful stop began.
+    fn finish(&self, version: http::Version, mut resp: Response<ResponseBody>) -> Response<ResponseBody> {
         if version < http::Version::HTTP_2 && self.shared.closing.load(std::sync::atomic::Ordering::Relaxed) {
             resp.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }
 
-    async fn handle_request<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    /// Inline mode and a request without a body: nothing to wait for
+    /// before the app runs, so the response (or its head, for a streamed
+    /// body) is made here and now, without a boxed future.
+    fn handle_now<B>(&self, req: Request<B>) -> Response<ResponseBody>
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let (parts, _) = req.into_parts();
+        let version = parts.version;
+        let (record, started) = self.begin(&parts);
+        let resp = self.run_inline(parts, Input::empty(), record, started);
+        self.finish(version, resp)
+    }
+
+    /// Whether [`handle_now`](Self::handle_now) can take the request.
+    fn can_handle_now<B: HttpBody>(&self, req: &Request<B>) -> bool {
+        // A body announced but ended at once goes the async way (a 400).
+        self.shared.inline
+            && req.body().is_end_stream()
+            && request_length(req.headers(), req.version(), req.body()).unwrap_or(0) == 0
+    }
+
+    /// Count the request and start its access-log record.
+    fn begin(&self, parts: &http::request::Parts) -> (Option<Record>, Instant) {
         if let Some(c) = &self.shared.requests {
             c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        let (mut parts, body) = req.into_parts();
-        if let Some(conn) = self.conn {
-            parts.extensions.insert(conn);
-        }
-        let chunked = parts.headers.contains_key(TRANSFER_ENCODING);
-        let length = if chunked {
-            None
-        } else {
-            parts
-                .headers
-                .get(CONTENT_LENGTH)
-                .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .or_else(|| body.size_hint().exact().filter(|_| parts.version < http::Version::HTTP_2))
-        };
-        let length = match length {
-            Some(n) => Some(n),
-            // HTTP/1 without length or chunking: no body (RFC 9112 6.3).
-            None if !chunked && parts.version < http::Version::HTTP_2 => Some(0),
-            None => None,
-        };
-        let mut record = self.shared.access_log.as_ref().map(|log| {
+        let record = self.shared.access_log.as_ref().map(|log| {
             let mut rec = Record {
                 method: parts.method.as_str().to_owned(),
                 raw_uri: parts.uri.to_string().into_bytes(),
@@ -205,17 +209,21 @@ impl SpecService {
             }
             rec
         });
-        let started = Instant::now();
-        let inline = self.shared.inline;
-        let input = if inline {
-            match inline::read_body(body, length).await {
-                Some(input) => input,
-                // The client left (or sent less than it announced).
-                None => return plain(StatusCode::BAD_REQUEST, "Bad Request: incomplete body\n"),
-            }
-        } else {
-            Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length)
-        };
+        (record, Instant::now())
+    }
+
+    /// The environ for the request, and the access-log writer to call with
+    /// the outcome (with the response header names it wants captured).
+    fn environ_and_log(
+        &self,
+        mut parts: http::request::Parts,
+        input: Input,
+        mut record: Option<Record>,
+        started: Instant,
+    ) -> (Environ, Vec<http::HeaderName>, impl FnOnce(Outcome, Option<Captured>) + Send + 'static) {
+        if let Some(conn) = self.conn {
+            parts.extensions.insert(conn);
+        }
         let mut environ = Environ::from_request(parts, input, &self.shared.info);
         proxy::apply(&mut environ, &self.shared.forwarded, self.unix_peer);
         if let Some(rec) = record.as_mut() {
@@ -228,7 +236,7 @@ impl SpecService {
             _ => Vec::new(),
         };
         let shared = Arc::clone(&self.shared);
-        let log = move |outcome: Outcome, captured: Option<Arc<std::sync::Mutex<http::HeaderMap>>>| {
+        let log = move |outcome: Outcome, captured: Option<Captured>| {
             if let (Some(log), Some(mut rec)) = (&shared.access_log, record) {
                 rec.status = outcome.status.map(|s| s.as_u16());
                 rec.bytes = outcome.bytes_sent;
@@ -239,10 +247,26 @@ impl SpecService {
                 log.write(&rec);
             }
         };
+        (environ, names, log)
+    }
 
-        if inline {
-            return self.respond_inline(environ, names, log).await;
+    async fn handle_request<B>(&self, req: Request<B>) -> Response<ResponseBody>
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = req.into_parts();
+        let length = request_length(&parts.headers, parts.version, &body);
+        let (record, started) = self.begin(&parts);
+        if self.shared.inline {
+            return match inline::read_body(body, length).await {
+                Some(input) => self.run_inline(parts, input, record, started),
+                // The client left (or sent less than it announced).
+                None => plain(StatusCode::BAD_REQUEST, "Bad Request: incomplete body\n"),
+            };
         }
+        let input = Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length);
+        let (environ, names, log) = self.environ_and_log(parts, input, record, started);
         let (tx, rx) = oneshot::channel();
         let mut sink = ChannelSink::new(tx);
         let captured = sink.capture_headers(names);
@@ -265,12 +289,23 @@ impl SpecService {
         }
     }
 
+    fn run_inline(
+        &self,
+        parts: http::request::Parts,
+        input: Input,
+        record: Option<Record>,
+        started: Instant,
+    ) -> Response<ResponseBody> {
+        let (environ, names, log) = self.environ_and_log(parts, input, record, started);
+        self.respond_inline(environ, names, log)
+    }
+
     /// Run the app here, on this runtime thread (inline mode).
-    async fn respond_inline(
+    fn respond_inline(
         &self,
         environ: Environ,
         names: Vec<http::HeaderName>,
-        log: impl FnOnce(Outcome, Option<Arc<std::sync::Mutex<http::HeaderMap>>>) + Send + 'static,
+        log: impl FnOnce(Outcome, Option<Captured>) + Send + 'static,
     ) -> Response<ResponseBody> {
         let state = Arc::new(std::sync::Mutex::new(inline::State::default()));
         let mut sink = inline::InlineSink::new(Arc::clone(&state));
@@ -324,6 +359,29 @@ impl SpecService {
     }
 }
 
+/// Response headers copied for the access log.
+type Captured = Arc<std::sync::Mutex<http::HeaderMap>>;
+
+/// The request body's length: Content-Length, else none for chunked, else
+/// (HTTP/1 without either) zero (RFC 9112 6.3).
+fn request_length<B: HttpBody>(headers: &http::HeaderMap, version: http::Version, body: &B) -> Option<u64> {
+    let chunked = headers.contains_key(TRANSFER_ENCODING);
+    let length = if chunked {
+        None
+    } else {
+        headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .or_else(|| body.size_hint().exact().filter(|_| version < http::Version::HTTP_2))
+    };
+    match length {
+        Some(n) => Some(n),
+        None if !chunked && version < http::Version::HTTP_2 => Some(0),
+        None => None,
+    }
+}
+
 /// A small plain-text response made by the server itself.
 pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<ResponseBody> {
     let mut resp = Response::new(ResponseBody::full(Bytes::from_static(text.as_bytes())));
@@ -335,6 +393,45 @@ pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response<Response
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infallible>> + Send>>;
 
+/// The future of [`SpecService`]'s `call`: ready at once when the response
+/// was made in `call` (inline mode, no request body), else boxed.
+pub struct SpecFuture(Option<Result<Response<ResponseBody>, BoxFuture>>);
+
+impl SpecFuture {
+    fn new<B>(service: &SpecService, req: Request<B>) -> SpecFuture
+    where
+        B: HttpBody<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        if service.can_handle_now(&req) {
+            return SpecFuture(Some(Ok(service.handle_now(req))));
+        }
+        let this = service.clone();
+        SpecFuture(Some(Err(Box::pin(async move { Ok(this.handle(req).await) }))))
+    }
+}
+
+impl Future for SpecFuture {
+    type Output = Result<Response<ResponseBody>, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.0.as_mut() {
+            Some(Err(fut)) => fut.as_mut().poll(cx),
+            Some(Ok(_)) => match self.0.take() {
+                Some(Ok(resp)) => Poll::Ready(Ok(resp)),
+                _ => Poll::Pending,
+            },
+            None => Poll::Pending,
+        }
+    }
+}
+
+impl std::fmt::Debug for SpecFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpecFuture").field("ready", &matches!(self.0, Some(Ok(_)))).finish()
+    }
+}
+
 impl<B> tower_service::Service<Request<B>> for SpecService
 where
     B: HttpBody<Data = Bytes> + Send + 'static,
@@ -342,26 +439,24 @@ where
 {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = SpecFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, req: Request<B>) -> BoxFuture {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.handle(req).await) })
+    fn call(&mut self, req: Request<B>) -> SpecFuture {
+        SpecFuture::new(self, req)
     }
 }
 
 impl hyper::service::Service<Request<hyper::body::Incoming>> for SpecService {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    type Future = SpecFuture;
 
-    fn call(&self, req: Request<hyper::body::Incoming>) -> BoxFuture {
-        let this = self.clone();
-        Box::pin(async move { Ok(this.handle(req).await) })
+    fn call(&self, req: Request<hyper::body::Incoming>) -> SpecFuture {
+        SpecFuture::new(self, req)
     }
 }
 
