@@ -12,13 +12,22 @@ use wsgi_spec::{AppError, Body, BodyIter, Errors, FileBody};
 use crate::convert::Consts;
 use crate::objects::{app_error, log_traceback, FileWrapper};
 
-/// Bytes shared with Python, without a copy.
+/// Chunks up to this size are copied out of Python (see [`py_bytes`]).
+const SMALL_BODY: usize = 16 * 1024;
+
+/// Bytes shared with Python, without a copy (unless small).
 fn py_bytes(item: &Bound<'_, PyAny>) -> PyResult<Bytes> {
     if !item.is_instance_of::<PyBytes>() {
         let name = item.get_type().name().map(|n| n.to_string()).unwrap_or_default();
         return Err(PyTypeError::new_err(format!("the response iterable yielded {name}, expected bytes")));
     }
     let backed: PyBackedBytes = item.extract()?;
+    // Small bodies are copied: cheaper than handing Python's object to the
+    // network, whose release later (without the GIL) goes through pyo3's
+    // deferred reference pool.
+    if backed.len() <= SMALL_BODY {
+        return Ok(Bytes::copy_from_slice(&backed));
+    }
     Ok(Bytes::from_owner(backed))
 }
 

@@ -72,6 +72,12 @@ pub(crate) struct Cache {
     headers: std::collections::HashMap<http::HeaderName, Slot, std::hash::BuildHasherDefault<Fnv>>,
     /// The constant part of every environ, for the flags it was made with.
     template: Option<(u8, Py<PyDict>)>,
+    /// The last `wsgi.errors` object, for the stream it writes to (the
+    /// server's, the same for every request unless a middleware swaps it).
+    errors: Option<(wsgi_spec::Errors, Py<ErrorStream>)>,
+    /// A `wsgi.input` for requests without a body: reading it gives b""
+    /// whoever reads it, so one object serves them all.
+    empty_input: Option<Py<InputStream>>,
 }
 
 /// Python objects built once and reused for every request.
@@ -99,7 +105,13 @@ impl Consts {
         let k = |s: &str| PyString::intern(py, s).unbind();
         let core = wsgi_spec::CORE_CGI_KEYS.iter().map(|&key| Slot::new(k(key))).collect();
         Ok(Consts {
-            cache: std::sync::Mutex::new(Cache { core, headers: Default::default(), template: None }),
+            cache: std::sync::Mutex::new(Cache {
+                core,
+                headers: Default::default(),
+                template: None,
+                errors: None,
+                empty_input: None,
+            }),
             copy_context: py.import("contextvars")?.getattr("copy_context")?.unbind(),
             run: k("run"),
             version: PyTuple::new(py, [1, 0])?.unbind(),
@@ -252,10 +264,29 @@ pub(crate) fn environ_dict<'py>(
     if let Some(e) = failed {
         return Err(e);
     }
-    let errors = environ.errors.clone();
-    let input = std::mem::replace(&mut environ.input, wsgi_spec::Input::empty());
-    dict.set_item(c.k_input.bind(py), Bound::new(py, InputStream::new(input))?)?;
-    dict.set_item(c.k_errors.bind(py), Bound::new(py, ErrorStream::new(errors))?)?;
+    let input = if environ.input.is_empty() {
+        match &cache.empty_input {
+            Some(i) => i.bind(py).clone(),
+            None => {
+                let i = Bound::new(py, InputStream::new(wsgi_spec::Input::empty()))?;
+                cache.empty_input = Some(i.clone().unbind());
+                i
+            }
+        }
+    } else {
+        let input = std::mem::replace(&mut environ.input, wsgi_spec::Input::empty());
+        Bound::new(py, InputStream::new(input))?
+    };
+    dict.set_item(c.k_input.bind(py), input)?;
+    let errors = match &cache.errors {
+        Some((e, obj)) if e.same_stream(&environ.errors) => obj.bind(py).clone(),
+        _ => {
+            let obj = Bound::new(py, ErrorStream::new(environ.errors.clone()))?;
+            cache.errors = Some((environ.errors.clone(), obj.clone().unbind()));
+            obj
+        }
+    };
+    dict.set_item(c.k_errors.bind(py), errors)?;
     let sr = Bound::new(py, StartResponseFn::new(start_response))?;
     Ok((dict, sr))
 }

@@ -83,6 +83,13 @@ impl Errors {
         Errors { inner: Arc::new(ErrorsInner { sink, partial: Mutex::new(String::new()) }) }
     }
 
+    /// Whether `other` is a clone of this stream (the same buffer and
+    /// sink), so an adapter can reuse what it built for one with the other.
+    #[must_use]
+    pub fn same_stream(&self, other: &Errors) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// A stream writing to standard error.
     #[must_use]
     pub fn stderr() -> Errors {

@@ -69,6 +69,13 @@ impl Input {
         Input::new(io::Cursor::new(data), Some(len))
     }
 
+    /// True when the body is known to be empty (a length of zero): every
+    /// read returns nothing.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.content_length == Some(0)
+    }
+
     /// The request's `Content-Length`, if it had one.
     #[must_use]
     pub fn content_length(&self) -> Option<u64> {
