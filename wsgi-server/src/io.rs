@@ -18,6 +18,10 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use crate::guard::{Guard, Limits, Reject};
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// The first read size of a connection.
+const READ_MIN: usize = 8 * 1024;
+/// The largest read size (a request body streaming in).
+const READ_MAX: usize = 256 * 1024;
 
 /// A stream whose reads pass through the request guard.
 pub(crate) struct GuardedIo<T: AsyncRead + AsyncWrite + Unpin> {
@@ -34,6 +38,9 @@ pub(crate) struct GuardedIo<T: AsyncRead + AsyncWrite + Unpin> {
     sniffing: bool,
     /// Called once with a refusal, for the error log.
     on_reject: Option<Box<dyn FnOnce(Reject) + Send>>,
+    /// How much to read at once: doubles while reads fill it (a large
+    /// body arriving), up to [`READ_MAX`].
+    read_size: usize,
     /// Write coalescing (see [`GuardedIo::poll_write_vectored`]): this
     /// write was already put off once, so it goes out now.
     write_deferred: bool,
@@ -52,6 +59,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
             sniffing: allow_h2,
             on_reject: None,
             write_deferred: false,
+            read_size: READ_MIN,
         }
     }
 
@@ -173,15 +181,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
                 }
                 return Poll::Ready(Ok(()));
             }
-            if this.buf.capacity() - this.buf.len() < 4096 {
-                this.buf.reserve(8 * 1024);
+            if this.buf.capacity() - this.buf.len() < this.read_size / 2 {
+                this.buf.reserve(this.read_size);
             }
-            let n = {
+            let (n, full) = {
                 let spare = this.buf.spare_capacity_mut();
+                let room = spare.len();
                 let mut rb = ReadBuf::uninit(spare);
                 std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
-                rb.filled().len()
+                (rb.filled().len(), rb.filled().len() == room)
             };
+            if full && this.read_size < READ_MAX {
+                this.read_size *= 2;
+            }
             if n == 0 {
                 this.eof = true;
                 if this.guard.as_ref().is_some_and(|g| !g.is_idle()) {
