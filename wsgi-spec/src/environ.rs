@@ -212,7 +212,12 @@ impl Environ {
             },
         };
         let path = if method == Method::OPTIONS && uri.path() == "*" { "*" } else { uri.path() };
-        let mut path_info = percent_decode(path.as_bytes());
+        // Without escapes the path is its own decoding: share RAW_URI's bytes.
+        let mut path_info = if !path.as_bytes().contains(&b'%') && raw_uri.starts_with(path.as_bytes()) {
+            raw_uri.slice(..path.len())
+        } else {
+            percent_decode(path.as_bytes())
+        };
         let script_name = normalize_script_name(script_name);
         // Strip the mount point only at a segment boundary: `/app` is the
         // SCRIPT_NAME of `/app` and `/app/x`, never of `/apple` (ENV-3).
@@ -222,7 +227,11 @@ impl Environ {
         {
             path_info = path_info.slice(script_name.len()..);
         }
-        let query_string = Bytes::copy_from_slice(uri.query().unwrap_or("").as_bytes());
+        let query_string = match uri.query() {
+            Some(q) if !q.is_empty() && raw_uri.ends_with(q.as_bytes()) => raw_uri.slice(raw_uri.len() - q.len()..),
+            Some(q) => Bytes::copy_from_slice(q.as_bytes()),
+            None => Bytes::new(),
+        };
 
         let url_scheme = if conn.secure { Scheme::Https } else { Scheme::Http };
         let (server_name, server_port) = server_name_port(&headers, url_scheme, &conn);
