@@ -39,6 +39,8 @@ const MEMORY_MAX: u64 = 1 << 20;
 #[derive(Default)]
 pub(crate) struct State {
     pub(crate) head: Option<ResponseHead>,
+    /// The first chunk not sent yet (before any of `pending`).
+    first: Option<Bytes>,
     pending: VecDeque<Bytes>,
     file: Option<FileBody>,
     error: Option<String>,
@@ -86,7 +88,13 @@ impl ResponseSink for InlineSink {
     }
 
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
-        lock(&self.state).pending.push_back(data);
+        let mut st = lock(&self.state);
+        // Most responses are one chunk: no queue allocation for those.
+        if st.pending.is_empty() && st.first.is_none() {
+            st.first = Some(data);
+        } else {
+            st.pending.push_back(data);
+        }
         Ok(())
     }
 
@@ -110,14 +118,16 @@ pub(crate) fn take_complete(state: &Mutex<State>) -> Option<Bytes> {
     if st.error.is_some() || st.file.is_some() {
         return None;
     }
-    Some(match st.pending.len() {
-        0 => Bytes::new(),
-        1 => st.pending.pop_front().unwrap_or_default(),
-        _ => {
+    let first = st.first.take();
+    Some(match (first, st.pending.len()) {
+        (None, 0) => Bytes::new(),
+        (Some(only), 0) => only,
+        (first, _) => {
             let mut all = BytesMut::new();
-            for c in st.pending.drain(..) {
-                all.extend_from_slice(&c);
+            for c in first.iter().chain(st.pending.iter()) {
+                all.extend_from_slice(c);
             }
+            st.pending.clear();
             all.freeze()
         }
     })
@@ -132,12 +142,13 @@ pub(crate) async fn pump(
     mut log: Option<Box<dyn FnOnce(wsgi_spec::run::Outcome) + Send>>,
 ) {
     loop {
-        let (chunks, file, error) = {
+        let (first, chunks, file, error) = {
             let mut st = lock(&state);
-            (std::mem::take(&mut st.pending), st.file.take(), st.error.take())
+            let first = st.first.take();
+            (first, std::mem::take(&mut st.pending), st.file.take(), st.error.take())
         };
         let mut gone = false;
-        for c in chunks {
+        for c in first.into_iter().chain(chunks) {
             if tx.send(Ok(c)).await.is_err() {
                 gone = true;
                 break;

@@ -11,10 +11,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use bytes::Bytes;
-use http::StatusCode;
+use http::{HeaderMap, StatusCode};
 
 use crate::driver::{Emit, ResponseDriver, ResponseHead};
-use crate::{Application, Body, Environ, Error, Errors, FileBody, StartResponse, Write};
+use crate::start_response::Handler;
+use crate::{AppError, Application, Body, Environ, Error, Errors, FileBody, StartResponse, Status};
 
 /// Where [`run`] delivers a response: the server's side of one request.
 ///
@@ -97,6 +98,24 @@ impl<S: ResponseSink> Shared<S> {
             self.sink.send_data(emit.data).map_err(Error::Disconnected)?;
         }
         Ok(())
+    }
+}
+
+impl<S: ResponseSink + Send + 'static> Handler for Mutex<Shared<S>> {
+    fn start(&self, status: Status, headers: HeaderMap, exc_info: Option<AppError>) -> Result<(), Error> {
+        lock(self).driver.start_response(status, headers, exc_info)
+    }
+
+    fn write(&self, data: Bytes) -> Result<(), Error> {
+        let mut g = lock(self);
+        if g.driver.has_returned() {
+            return Err(Error::WriteAfterReturn);
+        }
+        if !g.driver.is_started() {
+            return Err(Error::WriteBeforeStart);
+        }
+        let emit = g.driver.data(data, None)?;
+        g.emit(emit)
     }
 }
 
@@ -188,24 +207,7 @@ pub fn start<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) 
     let errors = environ.errors.clone();
     let shared = Arc::new(Mutex::new(Shared { driver, sink, status: None }));
 
-    let start_response = {
-        let shared = Arc::clone(&shared);
-        StartResponse::from_fn(move |status, headers, exc_info| {
-            lock(&shared).driver.start_response(status, headers, exc_info)?;
-            let shared = Arc::clone(&shared);
-            Ok(Write::from_fn(move |data| {
-                let mut g = lock(&shared);
-                if g.driver.has_returned() {
-                    return Err(Error::WriteAfterReturn);
-                }
-                if !g.driver.is_started() {
-                    return Err(Error::WriteBeforeStart);
-                }
-                let emit = g.driver.data(data, None)?;
-                g.emit(emit)
-            }))
-        })
-    };
+    let start_response = StartResponse::from_handler(Arc::clone(&shared) as Arc<dyn Handler>);
 
     let called = catch_unwind(AssertUnwindSafe(|| app.call(environ, start_response)));
     let result = match called {

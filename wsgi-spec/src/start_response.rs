@@ -11,6 +11,25 @@ use crate::{AppError, Error, Status};
 type StartFn = dyn Fn(Status, HeaderMap, Option<AppError>) -> Result<Write, Error> + Send + Sync;
 type WriteFn = dyn Fn(Bytes) -> Result<(), Error> + Send + Sync;
 
+/// The server side of both callables in one object (the request loop in
+/// [`crate::run`]): one allocation serves `start_response` and `write`.
+pub(crate) trait Handler: Send + Sync {
+    fn start(&self, status: Status, headers: HeaderMap, exc_info: Option<AppError>) -> Result<(), Error>;
+    fn write(&self, data: Bytes) -> Result<(), Error>;
+}
+
+#[derive(Clone)]
+enum StartInner {
+    Fn(Arc<StartFn>),
+    Handler(Arc<dyn Handler>),
+}
+
+#[derive(Clone)]
+enum WriteInner {
+    Fn(Arc<WriteFn>),
+    Handler(Arc<dyn Handler>),
+}
+
 /// PEP 3333's `start_response(status, response_headers, exc_info=None)`.
 ///
 /// A cloneable handle: the application may call it before returning its
@@ -34,7 +53,7 @@ type WriteFn = dyn Fn(Bytes) -> Result<(), Error> + Send + Sync;
 /// assert_eq!(resp.body, "written first, then the body");
 /// ```
 #[derive(Clone)]
-pub struct StartResponse(Arc<StartFn>);
+pub struct StartResponse(StartInner);
 
 impl StartResponse {
     /// A `start_response` that calls `f` with the status, headers and
@@ -42,7 +61,11 @@ impl StartResponse {
     pub fn from_fn(
         f: impl Fn(Status, HeaderMap, Option<AppError>) -> Result<Write, Error> + Send + Sync + 'static,
     ) -> StartResponse {
-        StartResponse(Arc::new(f))
+        StartResponse(StartInner::Fn(Arc::new(f)))
+    }
+
+    pub(crate) fn from_handler(h: Arc<dyn Handler>) -> StartResponse {
+        StartResponse(StartInner::Handler(h))
     }
 
     /// `start_response(status, headers)`: set the response head.
@@ -51,7 +74,7 @@ impl StartResponse {
     /// [`Error::HopByHopHeader`] or [`Error::InvalidHeader`] for headers
     /// HTTP/WSGI forbid, [`Error::AlreadyStarted`] on a second call (SR-15).
     pub fn start(&self, status: impl Into<Status>, headers: HeaderMap) -> Result<Write, Error> {
-        (self.0)(status.into(), headers, None)
+        self.call(status.into(), headers, None)
     }
 
     /// `start_response(status, headers, exc_info)`: replace the head with an
@@ -66,7 +89,7 @@ impl StartResponse {
         headers: HeaderMap,
         exc_info: AppError,
     ) -> Result<Write, Error> {
-        (self.0)(status.into(), headers, Some(exc_info))
+        self.call(status.into(), headers, Some(exc_info))
     }
 
     /// The three-argument form, for adapters that pass `exc_info` through.
@@ -74,7 +97,13 @@ impl StartResponse {
     /// # Errors
     /// As [`start`](Self::start) and [`start_with_exc_info`](Self::start_with_exc_info).
     pub fn call(&self, status: Status, headers: HeaderMap, exc_info: Option<AppError>) -> Result<Write, Error> {
-        (self.0)(status, headers, exc_info)
+        match &self.0 {
+            StartInner::Fn(f) => f(status, headers, exc_info),
+            StartInner::Handler(h) => {
+                h.start(status, headers, exc_info)?;
+                Ok(Write(WriteInner::Handler(Arc::clone(h))))
+            }
+        }
     }
 }
 
@@ -90,12 +119,12 @@ impl fmt::Debug for StartResponse {
 /// `write` returns it was handed to the server (WR-2). Use it only before
 /// returning the body (WR-5); a body is the better way to stream (WR-3).
 #[derive(Clone)]
-pub struct Write(Arc<WriteFn>);
+pub struct Write(WriteInner);
 
 impl Write {
     /// A `write` that calls `f` with each chunk.
     pub fn from_fn(f: impl Fn(Bytes) -> Result<(), Error> + Send + Sync + 'static) -> Write {
-        Write(Arc::new(f))
+        Write(WriteInner::Fn(Arc::new(f)))
     }
 
     /// Send `data` as if the body had yielded it (WR-1).
@@ -107,7 +136,10 @@ impl Write {
     /// # Blocking
     /// Blocks until the server accepted the data (backpressure).
     pub fn write(&self, data: impl Into<Bytes>) -> Result<(), Error> {
-        (self.0)(data.into())
+        match &self.0 {
+            WriteInner::Fn(f) => f(data.into()),
+            WriteInner::Handler(h) => h.write(data.into()),
+        }
     }
 }
 

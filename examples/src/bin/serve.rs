@@ -4,6 +4,10 @@
 
 use std::sync::Arc;
 
+/// The allocator the `wsgi-server` command uses too (see its `main.rs`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use wsgi_spec::SharedApp;
 
 fn main() {
