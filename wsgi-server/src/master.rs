@@ -9,6 +9,29 @@
 //! old ones stopped only once their replacements are ready), `TTIN`/`TTOU`
 //! one worker more/less, `USR1` reopen the logs, `CHLD` reap.
 //!
+//! Workers belong to generations: the first start is generation 1 and each
+//! `HUP` begins the next one, with the settings the reload read
+//! ([`Hooks::reload`]); workers are always started in the newest generation
+//! still wanted, and told its number ([`WorkerContext::generation`]). Once
+//! all the workers of a generation serve, it is the *serving* generation.
+//!
+//! A worker that cannot load the application ([`APP_LOAD_ERROR`] before it
+//! served):
+//! - before any generation served (the first start, until all its workers
+//!   are ready): the master stops (fast) and exits with status 2;
+//! - of a reload's generation: the reload is abandoned. The master logs one
+//!   error, stops the workers of that generation, and goes back to the
+//!   serving generation: its workers, never retired for replacements that
+//!   did not come, keep serving, and workers started from then on (to
+//!   replace one that exits, or on `TTIN`) are of that generation again,
+//!   with its settings and worker count ([`Hooks::reload_abandoned`]). With
+//!   `--preload` they fork the app loaded in the master; without, they
+//!   import it like any worker, so while the code on disk is still broken
+//!   they fail too: counted as crashes (crash-loop backoff), with the workers
+//!   that serve kept. The next `HUP` clears the backoff and tries again;
+//! - otherwise (a replacement in the serving generation, or a worker of a
+//!   generation a newer `HUP` superseded): a crash like any other.
+//!
 //! The master is single-threaded, so forking is safe; workers start their
 //! own threads after the fork.
 
@@ -115,6 +138,10 @@ pub struct WorkerContext {
     pub heartbeat: Heartbeat,
     /// Its number, from 1 (for logs).
     pub id: u64,
+    /// Its generation: 1 for the first workers, one more for each reload
+    /// (see [`Hooks::reload`]); start the worker with that generation's
+    /// settings.
+    pub generation: u64,
 }
 
 /// Settings of the master.
@@ -138,12 +165,27 @@ pub trait Hooks {
     fn after_fork_parent(&mut self) {}
     /// In the child after `fork()`, before the worker body.
     fn after_fork_child(&mut self) {}
-    /// On `HUP`: reload the settings; the new worker count.
+    /// On `HUP`: reload the settings for the workers of `generation` (the
+    /// new one); the new worker count. Keep the settings of older
+    /// generations until [`Hooks::reload_done`]: the reload may yet be
+    /// abandoned.
     ///
     /// # Errors
     /// A message; the reload is then abandoned and the old workers kept.
-    fn reload(&mut self) -> Result<usize, String> {
+    fn reload(&mut self, generation: u64) -> Result<usize, String> {
+        let _ = generation;
         Err("reload not supported".to_owned())
+    }
+    /// A reload was abandoned (a worker of its generation could not load
+    /// the application): workers are started in `generation`, the serving
+    /// one, again; the settings of newer generations are no longer needed.
+    fn reload_abandoned(&mut self, generation: u64) {
+        let _ = generation;
+    }
+    /// Every worker of `generation`, a reload's, serves: the settings of
+    /// older generations are no longer needed.
+    fn reload_done(&mut self, generation: u64) {
+        let _ = generation;
     }
     /// On `USR1`: reopen log files.
     fn reopen_logs(&mut self) {}
@@ -266,11 +308,12 @@ pub fn run(config: MasterConfig, hooks: &mut dyn Hooks, worker: &mut dyn FnMut(W
         workers: Vec::new(),
         wanted: 0,
         generation: 1,
+        begun: 1,
+        serving: None,
         next_id: 1,
         stopping: None,
         crashes: VecDeque::new(),
         backoff_until: None,
-        announced_ready: false,
         exit_code: 0,
         read_fd,
     };
@@ -288,13 +331,20 @@ struct Master {
     epoch: Instant,
     workers: Vec<Worker>,
     wanted: usize,
+    /// The generation workers are started in.
     generation: u64,
+    /// The newest generation begun (an abandoned reload's number is not
+    /// reused).
+    begun: u64,
+    /// The generation whose workers all served last, and its worker count
+    /// (to go back to if a reload is abandoned); `None` until the first
+    /// workers served.
+    serving: Option<(u64, usize)>,
     next_id: u64,
     /// Set once a stop is under way: (graceful?, deadline).
     stopping: Option<(bool, Instant)>,
     crashes: VecDeque<Instant>,
     backoff_until: Option<Instant>,
-    announced_ready: bool,
     exit_code: i32,
     read_fd: RawFd,
 }
@@ -363,21 +413,34 @@ impl Master {
             libc::SIGINT | libc::SIGQUIT => self.stop(false, hooks),
             libc::SIGHUP => {
                 hooks.log(tracing::Level::INFO, "Handling signal: hup (reload)");
-                match hooks.reload() {
+                // The generation to go back to if this reload fails.
+                self.note_serving(hooks);
+                match hooks.reload(self.begun + 1) {
                     Ok(n) => {
                         self.wanted = n.max(1);
                         // New generation; old workers retire once replaced.
-                        self.generation += 1;
+                        self.begun += 1;
+                        self.generation = self.begun;
+                        // New code or settings: a crash loop of the old ones
+                        // must not hold the new workers back.
+                        self.crashes.clear();
+                        self.backoff_until = None;
                     }
                     Err(e) => hooks.log(tracing::Level::ERROR, &format!("reload failed, keeping the workers: {e}")),
                 }
             }
             libc::SIGTTIN => {
                 self.wanted += 1;
+                if let Some((_, n)) = &mut self.serving {
+                    *n += 1;
+                }
                 hooks.log(tracing::Level::INFO, &format!("Handling signal: ttin ({} workers)", self.wanted));
             }
             libc::SIGTTOU if self.wanted > 1 => {
                 self.wanted -= 1;
+                if let Some((_, n)) = &mut self.serving {
+                    *n = n.saturating_sub(1).max(1);
+                }
                 hooks.log(tracing::Level::INFO, &format!("Handling signal: ttou ({} workers)", self.wanted));
                 if let Some(oldest) = self.live().min_by_key(|w| w.started).map(|w| w.pid) {
                     self.retire(oldest);
@@ -467,17 +530,32 @@ impl Master {
             if self.stopping.is_some() || w.retiring.is_some() {
                 continue;
             }
-            if code == Some(APP_LOAD_ERROR) && !was_ready {
-                hooks.log(tracing::Level::ERROR, "the application failed to load; stopping");
-                self.exit_code = 2;
-                self.stop(false, hooks);
-                continue;
+            let load_error = code == Some(APP_LOAD_ERROR) && !was_ready;
+            if load_error {
+                self.note_serving(hooks);
+                match self.serving {
+                    None => {
+                        hooks.log(tracing::Level::ERROR, "the application failed to load; stopping");
+                        self.exit_code = 2;
+                        self.stop(false, hooks);
+                        continue;
+                    }
+                    Some((serving, n)) if w.generation == self.generation && w.generation > serving => {
+                        self.abandon_reload(serving, n, hooks);
+                        continue;
+                    }
+                    // A replacement in the serving generation (the code on
+                    // disk may be broken since) or a superseded generation:
+                    // a crash, the serving workers kept.
+                    Some(_) => {}
+                }
             }
             if code == Some(0) && was_ready {
                 hooks.log(tracing::Level::INFO, &format!("Worker {pid} exited to be recycled"));
                 continue;
             }
             let why = match (code, signal) {
+                (Some(c), _) if load_error => format!("could not load the application, exit status {c}"),
                 (Some(c), _) => format!("exit status {c}"),
                 (_, Some(s)) => format!("signal {s}"),
                 _ => "unknown status".to_owned(),
@@ -502,6 +580,31 @@ impl Master {
                 self.backoff_until = Some(now + wait);
             }
         }
+    }
+
+    /// A worker of the reload's generation could not load the application:
+    /// stop the workers of the generations newer than `serving` (those that
+    /// already serve too: the reload is all or nothing) and start workers in
+    /// `serving`, `wanted` of them, again. Its workers serve on: an old
+    /// worker is retired only for a new one that serves, and if some were,
+    /// `manage` starts new ones of `serving` in their place.
+    fn abandon_reload(&mut self, serving: u64, wanted: usize, hooks: &mut dyn Hooks) {
+        let failed = self.generation;
+        let doomed: Vec<libc::pid_t> = self.live().filter(|w| w.generation > serving).map(|w| w.pid).collect();
+        for pid in doomed {
+            self.retire(pid);
+        }
+        self.generation = serving;
+        self.wanted = wanted;
+        hooks.reload_abandoned(serving);
+        let kept = self.live().count();
+        hooks.log(
+            tracing::Level::ERROR,
+            &format!(
+                "Reload failed: a new worker (generation {failed}) could not load the application; \
+                 keeping the {kept} worker(s) of generation {serving}; fix the application and send HUP again"
+            ),
+        );
     }
 
     /// Abort workers whose heartbeat is older than the timeout.
@@ -548,6 +651,7 @@ impl Master {
         if self.stopping.is_some() {
             return;
         }
+        self.note_serving(hooks);
         if self.backoff_until.is_some_and(|t| Instant::now() < t) {
             return;
         }
@@ -566,12 +670,29 @@ impl Master {
                 return;
             }
         }
-        if !self.announced_ready
-            && self.workers.iter().filter(|w| self.slots.get(w.slot).ready.load(Ordering::Acquire) == 1).count()
-                >= self.wanted
-        {
-            self.announced_ready = true;
-            hooks.ready();
+    }
+
+    /// Once every worker of the current generation serves: it is the
+    /// serving one (the first time: the master is ready).
+    fn note_serving(&mut self, hooks: &mut dyn Hooks) {
+        let current = self.generation;
+        if self.serving.is_some_and(|(g, _)| g == current) {
+            return;
+        }
+        let ready = self
+            .workers
+            .iter()
+            .filter(|w| w.generation == current && self.slots.get(w.slot).ready.load(Ordering::Acquire) == 1)
+            .count();
+        if ready >= self.wanted {
+            let first = self.serving.is_none();
+            self.serving = Some((current, self.wanted));
+            if first {
+                hooks.ready();
+            } else {
+                hooks.log(tracing::Level::INFO, &format!("Reload done: generation {current} serves"));
+                hooks.reload_done(current);
+            }
         }
     }
 
@@ -596,7 +717,7 @@ impl Master {
             hooks.after_fork_child();
             reset_handlers_in_child(self.read_fd);
             let heartbeat = Heartbeat { slot: std::ptr::from_ref(self.slots.get(slot)), epoch: self.epoch };
-            let code = worker(WorkerContext { heartbeat, id });
+            let code = worker(WorkerContext { heartbeat, id, generation: self.generation });
             use std::io::Write;
             let _ = std::io::stdout().flush();
             let _ = std::io::stderr().flush();

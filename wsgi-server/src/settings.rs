@@ -7,7 +7,7 @@
 //! whole command-line arguments, read before the real ones.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::accesslog::DEFAULT_FORMAT;
@@ -92,7 +92,8 @@ pub struct Config {
     pub reload: bool,
     /// `--reload-extra-file` paths.
     pub reload_extra_files: Vec<PathBuf>,
-    /// `--static-map PREFIX=DIR` pairs.
+    /// `--static-map PREFIX=DIR` pairs (DIR absolute after
+    /// [`Config::resolve_paths`]).
     pub static_map: Vec<(String, PathBuf)>,
     /// `--compress`.
     pub compress: bool,
@@ -205,6 +206,25 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// Make the `--static-map` directories absolute, once, when the settings
+    /// are read: a relative DIR is relative to `--chdir` when given (as with
+    /// Gunicorn, whose `--chdir` happens first), else to `base`, the
+    /// directory the server was started in. The master checks the same
+    /// directories the workers serve, whatever directory either is in.
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let root = match &self.chdir {
+            Some(dir) => base.join(dir),
+            None => base.to_path_buf(),
+        };
+        for (_, dir) in &mut self.static_map {
+            if dir.is_relative() {
+                *dir = root.join(&*dir);
+            }
+        }
+    }
+}
+
 fn number<T: std::str::FromStr>(v: &str, what: &str) -> Result<T, String> {
     v.trim().parse().map_err(|_| format!("expected {what}, got {v:?}"))
 }
@@ -303,7 +323,7 @@ pub static SETTINGS: &[Setting] = &[
         "A virtualenv whose packages the app imports.",
         |c, v| { c.virtualenv = Some(PathBuf::from(v)); Ok(()) }),
     setting!("static_map", &["--static-map"], "PREFIX=DIR", Multi, "", "Middleware",
-        "Serve the files of DIR under the URL PREFIX in Rust, outside the GIL (ETag/304, Range, precompressed .br/.gz siblings, long caching for hashed names). Repeatable.",
+        "Serve the files of DIR under the URL PREFIX in Rust, outside the GIL (ETag/304, Range, precompressed .br/.gz siblings, long caching for hashed names). A relative DIR is relative to --chdir when given, else to the directory the server was started in. Repeatable.",
         |c, v| { let (p, d) = v.split_once('=').ok_or_else(|| format!("expected PREFIX=DIR, got {v:?}"))?; if !p.starts_with('/') || d.is_empty() { return Err(format!("expected PREFIX=DIR with PREFIX starting with /, got {v:?}")) } c.static_map.push((p.to_owned(), PathBuf::from(d))); Ok(()) }),
     setting!("compress", &["--compress"], "", Switch, "false", "Middleware",
         "Compress responses with gzip or brotli, by Accept-Encoding (compressible types above 1 KiB).",
@@ -797,6 +817,21 @@ mod tests {
         let e = parse(&args("app -c /nonexistent/file.toml"), &no_env).unwrap_err().0;
         assert!(e.contains("/nonexistent/file.toml"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn relative_static_dirs_are_relative_to_chdir_then_to_the_start_directory() {
+        let base = Path::new("/srv/start");
+        let mut c = parse(&args("--static-map /s=static --static-map /a=/abs/dir app:app"), &no_env).unwrap();
+        c.resolve_paths(base);
+        assert_eq!(c.static_map[0].1, Path::new("/srv/start/static"));
+        assert_eq!(c.static_map[1].1, Path::new("/abs/dir"));
+        for (chdir, want) in [("proj", "/srv/start/proj/static"), ("/srv/proj", "/srv/proj/static")] {
+            let mut c = parse(&args(&format!("--chdir {chdir} --static-map /s=static app:app")), &no_env).unwrap();
+            c.resolve_paths(base);
+            assert_eq!(c.static_map[0].1, Path::new(want));
+            assert_eq!(c.chdir.as_deref(), Some(Path::new(chdir)), "--chdir itself is kept as given");
+        }
     }
 
     #[test]

@@ -508,6 +508,159 @@ fn hup_replaces_every_worker() {
     srv.wait_log(&["Handling signal: hup (reload)"], Duration::from_secs(1));
 }
 
+/// An app module, `hup_app.py`, whose answers name its `version` and the
+/// worker's pid (`/sleep?S` sleeps S seconds first); with `version` `None`,
+/// one that raises at import.
+fn write_hup_app(dir: &Path, version: Option<u32>) {
+    let code = match version {
+        Some(v) => format!(
+            "import os\nimport time\n\n\ndef application(environ, start_response):\n    \
+             if environ['PATH_INFO'] == '/sleep':\n        time.sleep(float(environ['QUERY_STRING']))\n    \
+             body = ('version={v} pid=%d' % os.getpid()).encode()\n    \
+             start_response('200 OK', [('Content-Type', 'text/plain'), ('Content-Length', str(len(body)))])\n    \
+             return [body]\n"
+        ),
+        None => "raise RuntimeError('broken on purpose')\n".to_owned(),
+    };
+    std::fs::write(dir.join("hup_app.py"), code).unwrap();
+}
+
+/// `GET /`: its status, body and worker pid.
+fn get_text(srv: &Server, path: &str) -> (u16, String, i32) {
+    let resp = get(srv.addr, path, REQUEST).unwrap_or_else(|e| panic!("GET {path}: {e}:\n{}", srv.log()));
+    let pid = if resp.status == 200 { pid_of(&resp) } else { 0 };
+    (resp.status, String::from_utf8_lossy(&resp.body).into_owned(), pid)
+}
+
+/// A `HUP` after the app's module was broken (it raises at import): the new
+/// workers fail to load it, the master logs one error, stops starting that
+/// generation and stays up, and the old workers serve on. A `TTIN` then
+/// starts a worker of the old generation, which imports the broken module
+/// too and fails without taking the server down. Once the module is fixed, a
+/// `HUP` reloads as usual: new workers with the new code.
+#[test]
+fn a_hup_with_broken_code_keeps_the_old_workers_serving() {
+    let dir = temp_dir("process-tests");
+    let app_dir = dir.join("app");
+    std::fs::create_dir(&app_dir).unwrap();
+    write_hup_app(&app_dir, Some(1));
+    let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+    let mut cmd = command();
+    cmd.arg("hup_app:application")
+        .args(["--bind", &addr.to_string(), "--workers", "2", "--chdir"])
+        .arg(&app_dir)
+        // A module rewritten within the same second must not be read from
+        // a stale .pyc.
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .current_dir(&dir)
+        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
+    let mut srv = Server::spawn(cmd, addr, dir);
+    let old = srv.wait_serving(2, STARTUP);
+    let (status, body, _) = get_text(&srv, "/");
+    assert_eq!((status, body.starts_with("version=1 ")), (200, true), "{body}");
+
+    write_hup_app(&app_dir, None);
+    srv.signal(libc::SIGHUP);
+    srv.wait_log(&["Reload failed"], Duration::from_secs(20));
+    // The new workers are gone; the old ones were never stopped.
+    wait_for(
+        Duration::from_secs(5),
+        || format!("only the old workers {old:?} (now {:?}):\n{}", srv.workers(), srv.log()),
+        || Some(()).filter(|()| srv.workers() == old),
+    );
+    let serve_old_code = |srv: &mut Server, for_how_long: Duration| {
+        let until = Instant::now() + for_how_long;
+        let mut n = 0;
+        while Instant::now() < until {
+            let (status, body, pid) = get_text(srv, "/");
+            assert_eq!(status, 200, "{body}:\n{}", srv.log());
+            assert!(body.starts_with("version=1 ") && old.contains(&pid), "{body} not from {old:?}:\n{}", srv.log());
+            assert!(srv.child.try_wait().unwrap().is_none(), "the master exited:\n{}", srv.log());
+            n += 1;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(n > 10, "{n}");
+    };
+    serve_old_code(&mut srv, Duration::from_secs(3));
+    let log = srv.log();
+    assert!(log.contains("broken on purpose"), "the load error is not in the log:\n{log}");
+    assert_eq!(log.matches("Reload failed").count(), 1, "{log}");
+    assert!(!log.contains("Shutting down"), "{log}");
+
+    // A worker more, while the module is broken: it is of the old
+    // generation but imports the module from disk, so it fails; the others
+    // serve on and the master stays up.
+    srv.signal(libc::SIGTTIN);
+    srv.wait_log(&["could not load the application, exit status 4"], Duration::from_secs(20));
+    serve_old_code(&mut srv, Duration::from_secs(1));
+    assert_eq!(srv.log().matches("Reload failed").count(), 1, "{}", srv.log());
+
+    // Fixed: the next HUP reloads (and clears the crash-loop backoff the
+    // failing extra worker may have started).
+    write_hup_app(&app_dir, Some(3));
+    srv.signal(libc::SIGHUP);
+    let (body, new) = wait_for(
+        Duration::from_secs(20),
+        || format!("the new code to answer, and 2 new workers (now {:?}):\n{}", srv.workers(), srv.log()),
+        || {
+            let (status, body, _) = get_text(&srv, "/");
+            let workers = srv.workers();
+            let done = srv.log().contains("Reload done");
+            (status == 200 && body.starts_with("version=3 ") && done && workers.len() == 2 && workers.is_disjoint(&old))
+                .then_some((body, workers))
+        },
+    );
+    assert_eq!(srv.wait_serving(2, Duration::from_secs(10)), new, "{}", srv.log());
+    assert!(srv.child.try_wait().unwrap().is_none(), "the master exited:\n{}", srv.log());
+    eprintln!("HUP with broken code: old workers {old:?} kept; after the fix, {new:?} answer {body:?}");
+}
+
+/// `--static-map PREFIX=DIR` with a relative DIR and `--chdir`: DIR is
+/// relative to the `--chdir` directory (as Gunicorn's paths are), for the
+/// master's check and the workers alike, with and without `--preload`.
+#[test]
+fn a_relative_static_dir_is_relative_to_chdir() {
+    for preload in [false, true] {
+        let dir = temp_dir("process-tests");
+        std::fs::create_dir_all(dir.join("proj/assets")).unwrap();
+        std::fs::write(dir.join("proj/assets/hello.txt"), "hello, static\n").unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut cmd = command();
+        cmd.arg("process_app")
+            .args(["--bind", &addr.to_string(), "--pythonpath"])
+            .arg(python_dir())
+            .args(["--chdir", "proj", "--static-map", "/static=assets"])
+            .args(if preload { &["--preload"][..] } else { &[] })
+            .current_dir(&dir)
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap());
+        let srv = Server::spawn(cmd, addr, dir);
+        let resp = get(addr, "/static/hello.txt", REQUEST).unwrap_or_else(|e| panic!("{e}:\n{}", srv.log()));
+        assert_eq!(resp.status, 200, "preload {preload}: {resp:?}\n{}", srv.log());
+        assert_eq!(resp.body, b"hello, static\n", "preload {preload}");
+        // The app still answers what is not under the prefix.
+        let resp = get(addr, "/", REQUEST).unwrap();
+        pid_of(&resp);
+    }
+    // A relative DIR that does not exist under --chdir (but does in the
+    // directory the server starts in) is refused at once, naming the
+    // directory looked at.
+    let dir = temp_dir("process-tests");
+    std::fs::create_dir_all(dir.join("proj")).unwrap();
+    std::fs::create_dir_all(dir.join("assets")).unwrap();
+    let mut cmd = command();
+    cmd.args(["process_app", "--bind", &format!("127.0.0.1:{}", free_port()), "--pythonpath"])
+        .arg(python_dir())
+        .args(["--chdir", "proj", "--static-map", "/static=assets"])
+        .current_dir(&dir)
+        .stderr(Stdio::piped());
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let want = dir.join("proj/assets");
+    assert!(stderr.contains(&format!("--static-map /static={}: not a directory", want.display())), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `kill -9` of the only worker: the request sent right after is answered
 /// by a new worker within 2 s; the master lives on.
 #[test]
