@@ -275,7 +275,11 @@ impl SpecService {
         if self.shared.pool.try_submit(job).is_err() {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is at capacity\n");
         }
-        match rx.await {
+        let head = rx.await;
+        if started.elapsed() >= crate::io::coalesce::SLOW {
+            crate::io::coalesce::request();
+        }
+        match head {
             Ok(Start::Complete(head, body)) => self.response(head, ResponseBody::full(body)),
             Ok(Start::Streaming(head, rx)) => {
                 let len = match head.framing {
@@ -297,7 +301,11 @@ impl SpecService {
         started: Instant,
     ) -> Response<ResponseBody> {
         let (environ, names, log) = self.environ_and_log(parts, input, record, started);
-        self.respond_inline(environ, names, log)
+        let resp = self.respond_inline(environ, names, log);
+        if started.elapsed() >= crate::io::coalesce::SLOW {
+            crate::io::coalesce::request();
+        }
+        resp
     }
 
     /// Run the app here, on this runtime thread (inline mode).
