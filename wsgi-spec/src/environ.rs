@@ -56,7 +56,7 @@ pub struct ServerInfo {
     pub run_once: bool,
     /// Where `wsgi.errors` goes (ERR-6).
     pub errors: Errors,
-    /// The server sends file bodies with `sendfile` (adds [`FileWrapper`]).
+    /// The server sends file bodies from the file itself (adds [`FileWrapper`]).
     pub file_wrapper: bool,
     /// Deployer variables added to every environ (ENV-25).
     pub vars: BTreeMap<String, String>,

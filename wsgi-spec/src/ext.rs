@@ -14,11 +14,13 @@ use http::HeaderMap;
 
 use crate::Error;
 
-/// The server transmits [`Body::file`](crate::Body::file) bodies efficiently
-/// (`sendfile(2)` where it can): PEP 3333's `wsgi.file_wrapper` (FW-1).
+/// The server transmits [`Body::file`](crate::Body::file) bodies from the
+/// file itself, not through the application's iteration: PEP 3333's
+/// `wsgi.file_wrapper` (FW-1).
 ///
-/// Every server accepts file bodies; this marker says it does better than
-/// reading them block by block.
+/// Every server accepts file bodies; this marker says it reads the file on
+/// its own side (`wsgi-server`: large positioned reads off the app thread;
+/// a server may use `sendfile(2)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileWrapper;
 
