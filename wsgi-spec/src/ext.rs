@@ -19,7 +19,7 @@ use crate::Error;
 /// `wsgi.file_wrapper` (FW-1).
 ///
 /// Every server accepts file bodies; this marker says it reads the file on
-/// its own side (`wsgi-server`: large positioned reads off the app thread;
+/// its own side (`wsgi-server`: large positioned reads, block by block;
 /// a server may use `sendfile(2)`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FileWrapper;
