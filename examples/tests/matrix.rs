@@ -4,8 +4,8 @@
 //! (except `Date` and `Server`) and body bytes.
 //!
 //! The apps run unchanged: each server is started with the app itself.
-//! The socket servers are asked with a raw HTTP/1.1 client (below) that
-//! de-chunks bodies. Their responses are normalised to what `TestClient`
+//! The socket servers are asked with the conformance kit's raw HTTP/1.1
+//! client, which de-chunks bodies. Their responses are normalised to what `TestClient`
 //! reports:
 //!
 //! - `Date` and `Server` are the servers' own (SR-6) and left out;
@@ -20,12 +20,12 @@
 //!   repeated fields keep their order).
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use wsgi_conformance::client::{self, Conn};
 use wsgi_spec::driver::Framing;
 use wsgi_spec::testing::TestClient;
 use wsgi_spec::SharedApp;
@@ -64,65 +64,21 @@ fn in_process(app: SharedApp, target: &str) -> Observed {
     }
 }
 
-/// One GET over a socket with `Connection: close`, read to the end.
+/// One GET over a socket with `Connection: close`, read with the
+/// conformance kit's raw HTTP/1 client (which de-chunks bodies).
 fn over_the_wire(addr: SocketAddr, target: &str) -> Observed {
-    let mut conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    conn.write_all(format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())
-        .unwrap();
-    let mut raw = Vec::new();
-    conn.read_to_end(&mut raw).unwrap();
-    parse_response(&raw)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-/// Parse a complete HTTP/1.1 response (`Content-Length` or chunked).
-fn parse_response(raw: &[u8]) -> Observed {
-    let end = find(raw, b"\r\n\r\n").expect("a complete head");
-    let mut lines = raw[..end].split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let status_line = lines.next().unwrap();
-    assert!(status_line.starts_with(b"HTTP/1.1 "), "status line {:?}", String::from_utf8_lossy(status_line));
-    let status: u16 = std::str::from_utf8(&status_line[9..12]).unwrap().parse().unwrap();
-    let reason = status_line.get(13..).unwrap_or_default().to_vec();
-    let mut headers = Vec::new();
-    for line in lines {
-        let colon = line.iter().position(|&b| b == b':').unwrap();
-        let value = String::from_utf8_lossy(&line[colon + 1..]).trim().as_bytes().to_vec();
-        headers.push((String::from_utf8(line[..colon].to_vec()).unwrap(), value));
-    }
-    let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-    let rest = &raw[end + 4..];
-    let (framing, body) = if header("transfer-encoding").is_some_and(|v| v == b"chunked") {
-        (Some(Framing::Chunked), dechunk(rest))
-    } else if let Some(len) = header("content-length") {
-        let n: usize = std::str::from_utf8(&len).unwrap().parse().unwrap();
-        assert_eq!(rest.len(), n, "body length against Content-Length");
-        (Some(Framing::Length(n as u64)), rest.to_vec())
-    } else {
-        panic!("neither chunked nor Content-Length: {:?}", String::from_utf8_lossy(&raw[..end]));
+    let mut conn = Conn::connect(addr).unwrap();
+    assert!(conn.send(format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes()));
+    let resp = conn.read_response(Duration::from_secs(10), false).expect("a response");
+    assert_eq!(resp.version, "HTTP/1.1", "status line {:?}", String::from_utf8_lossy(&resp.raw_head));
+    assert!(resp.complete, "the body ended as its framing says: {}", resp.describe());
+    let framing = match resp.framing {
+        client::Framing::Chunked => Some(Framing::Chunked),
+        client::Framing::Length => Some(Framing::Length(resp.body.len() as u64)),
+        other => panic!("neither chunked nor Content-Length ({other:?}): {}", resp.describe()),
     };
-    Observed { status, reason, headers: normalise(headers), framing, body }
-}
-
-/// Decode a complete chunked body (ending with the last chunk and CRLF).
-fn dechunk(mut rest: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    loop {
-        let eol = find(rest, b"\r\n").expect("a chunk-size line");
-        let size_text = std::str::from_utf8(&rest[..eol]).unwrap();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            assert_eq!(rest, b"\r\n", "the chunked body ends with an empty trailer section");
-            return body;
-        }
-        body.extend_from_slice(&rest[..size]);
-        assert_eq!(&rest[size..size + 2], b"\r\n");
-        rest = &rest[size + 2..];
-    }
+    let headers = resp.headers.iter().map(|(k, v)| (String::from_utf8(k.clone()).unwrap(), v.clone())).collect();
+    Observed { status: resp.status, reason: resp.reason, headers: normalise(headers), framing, body: resp.body }
 }
 
 /// The reference server on 127.0.0.1:0, in a thread with its own runtime.

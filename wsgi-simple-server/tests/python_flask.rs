@@ -9,14 +9,14 @@
 #![cfg(feature = "python")]
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bytes::Bytes;
+use wsgi_conformance::client::{self, Conn};
 use wsgi_python::{LoadOptions, PythonApp};
 use wsgi_spec::driver::Framing;
 use wsgi_spec::testing::TestClient;
@@ -99,65 +99,26 @@ fn in_process(app: SharedApp, req: Req) -> Observed {
     }
 }
 
+/// The request over a socket with `Connection: close`, read with the
+/// conformance kit's raw HTTP/1 client (which de-chunks bodies).
 fn over_the_wire(addr: SocketAddr, req: Req) -> Observed {
-    let mut conn = TcpStream::connect(addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut conn = Conn::connect(addr).unwrap();
     let mut raw = format!("{} {} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n", req.method, req.target);
     if let Some(json) = req.json {
         raw.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", json.len()));
     }
     raw.push_str("\r\n");
     raw.push_str(req.json.unwrap_or(""));
-    conn.write_all(raw.as_bytes()).unwrap();
-    let mut out = Vec::new();
-    conn.read_to_end(&mut out).unwrap();
-    parse_response(&out)
-}
-
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
-fn parse_response(raw: &[u8]) -> Observed {
-    let end = find(raw, b"\r\n\r\n").expect("a complete head");
-    let mut lines = raw[..end].split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
-    let status_line = lines.next().unwrap();
-    let status: u16 = std::str::from_utf8(&status_line[9..12]).unwrap().parse().unwrap();
-    let reason = status_line.get(13..).unwrap_or_default().to_vec();
-    let mut headers = Vec::new();
-    for line in lines {
-        let colon = line.iter().position(|&b| b == b':').unwrap();
-        let value = String::from_utf8_lossy(&line[colon + 1..]).trim().as_bytes().to_vec();
-        headers.push((String::from_utf8(line[..colon].to_vec()).unwrap(), value));
-    }
-    let header = |name: &str| headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone());
-    let rest = &raw[end + 4..];
-    let (framing, body) = if header("transfer-encoding").is_some_and(|v| v == b"chunked") {
-        (Some(Framing::Chunked), dechunk(rest))
-    } else if let Some(len) = header("content-length") {
-        let n: usize = std::str::from_utf8(&len).unwrap().parse().unwrap();
-        assert_eq!(rest.len(), n, "body length against Content-Length");
-        (Some(Framing::Length(n as u64)), rest.to_vec())
-    } else {
-        panic!("neither chunked nor Content-Length: {:?}", String::from_utf8_lossy(&raw[..end]));
+    assert!(conn.send(raw.as_bytes()));
+    let resp = conn.read_response(Duration::from_secs(20), false).expect("a response");
+    assert!(resp.complete, "the body ended as its framing says: {}", resp.describe());
+    let framing = match resp.framing {
+        client::Framing::Chunked => Some(Framing::Chunked),
+        client::Framing::Length => Some(Framing::Length(resp.body.len() as u64)),
+        other => panic!("neither chunked nor Content-Length ({other:?}): {}", resp.describe()),
     };
-    Observed { status, reason, headers: normalise(headers), framing, body }
-}
-
-fn dechunk(mut rest: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    loop {
-        let eol = find(rest, b"\r\n").expect("a chunk-size line");
-        let size_text = std::str::from_utf8(&rest[..eol]).unwrap();
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap().trim(), 16).unwrap();
-        rest = &rest[eol + 2..];
-        if size == 0 {
-            assert_eq!(rest, b"\r\n");
-            return body;
-        }
-        body.extend_from_slice(&rest[..size]);
-        rest = &rest[size + 2..];
-    }
+    let headers = resp.headers.iter().map(|(k, v)| (String::from_utf8(k.clone()).unwrap(), v.clone())).collect();
+    Observed { status: resp.status, reason: resp.reason, headers: normalise(headers), framing, body: resp.body }
 }
 
 struct Reference {
