@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use wsgi_conformance::client::{self, Conn};
+use wsgi_conformance::client::Conn;
 use wsgi_spec::driver::Framing;
 use wsgi_spec::testing::TestClient;
 use wsgi_spec::SharedApp;
@@ -72,11 +72,8 @@ fn over_the_wire(addr: SocketAddr, target: &str) -> Observed {
     let resp = conn.read_response(Duration::from_secs(10), false).expect("a response");
     assert_eq!(resp.version, "HTTP/1.1", "status line {:?}", String::from_utf8_lossy(&resp.raw_head));
     assert!(resp.complete, "the body ended as its framing says: {}", resp.describe());
-    let framing = match resp.framing {
-        client::Framing::Chunked => Some(Framing::Chunked),
-        client::Framing::Length => Some(Framing::Length(resp.body.len() as u64)),
-        other => panic!("neither chunked nor Content-Length ({other:?}): {}", resp.describe()),
-    };
+    let framing = resp.spec_framing();
+    assert!(framing.is_some(), "neither chunked nor Content-Length: {}", resp.describe());
     let headers = resp.headers.iter().map(|(k, v)| (String::from_utf8(k.clone()).unwrap(), v.clone())).collect();
     Observed { status: resp.status, reason: resp.reason, headers: normalise(headers), framing, body: resp.body }
 }

@@ -57,6 +57,18 @@ pub struct Response {
 }
 
 impl Response {
+    /// The framing as the spec's driver names it (what
+    /// `wsgi_spec::testing::TestResponse` reports), for a response that
+    /// carried a body: `Length(body length)` or `Chunked`; `None` otherwise.
+    #[must_use]
+    pub fn spec_framing(&self) -> Option<wsgi_spec::driver::Framing> {
+        match self.framing {
+            Framing::Length => Some(wsgi_spec::driver::Framing::Length(self.body.len() as u64)),
+            Framing::Chunked => Some(wsgi_spec::driver::Framing::Chunked),
+            Framing::Close | Framing::None => None,
+        }
+    }
+
     /// The first value of a header, as (latin-1) text.
     #[must_use]
     pub fn header(&self, name: &str) -> Option<String> {
