@@ -6,9 +6,10 @@ use bytes::Bytes;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyIterator, PyList, PyString, PyTuple};
 use wsgi_spec::{AppError, Body, BodyIter, Errors, FileBody};
 
+use crate::context;
 use crate::convert::Consts;
 use crate::objects::{app_error, log_traceback, FileWrapper};
 
@@ -54,25 +55,18 @@ pub(crate) fn into_body(
         return Ok(Body::chunks(chunks));
     }
     if result.is_instance(c.file_wrapper_type(py))? {
-        if let Some(body) = file_body(py, c, &result, &ctx, errors.clone())? {
+        if let Some(body) = file_body(py, &result, &ctx, errors.clone())? {
             return Ok(body);
         }
     }
-    let next = result.try_iter()?.getattr("__next__")?.unbind();
+    let iter = result.try_iter()?.unbind();
     let close = if result.hasattr("close")? { Some(result.getattr("close")?.unbind()) } else { None };
-    Ok(Body::from_body_iter(PyIterBody {
-        next: Some(next),
-        close,
-        ctx: ctx.unbind(),
-        run: c.run.clone_ref(py),
-        errors,
-    }))
+    Ok(Body::from_body_iter(PyIterBody { iter: Some(iter), close, ctx: ctx.unbind(), errors }))
 }
 
 /// A `wsgi.file_wrapper` result over a regular file: send the file itself.
 fn file_body(
     py: Python<'_>,
-    c: &Consts,
     wrapper: &Bound<'_, PyAny>,
     ctx: &Bound<'_, PyAny>,
     errors: Errors,
@@ -101,11 +95,10 @@ fn file_body(
     let body = FileBody::with_range(file, pos, len).block_size(w.blksize.max(64 * 1024));
     let close = wrapper.getattr("close")?.unbind();
     let ctx = ctx.clone().unbind();
-    let run = c.run.clone_ref(py);
     Ok(Some(Body::file(body).on_close(move || {
         crate::keep_thread_state();
         Python::attach(|py| {
-            if let Err(e) = ctx.bind(py).call_method1(run.bind(py), (close,)) {
+            if let Err(e) = context::run(ctx.bind(py), || close.bind(py).call0()) {
                 log_traceback(py, &e, &errors);
             }
         });
@@ -116,34 +109,36 @@ fn file_body(
 /// for the pull, in the request's context; its `close()` is called when the
 /// body is dropped.
 struct PyIterBody {
-    next: Option<Py<PyAny>>,
+    iter: Option<Py<PyIterator>>,
     close: Option<Py<PyAny>>,
     ctx: Py<PyAny>,
-    run: Py<pyo3::types::PyString>,
     errors: Errors,
 }
 
 impl BodyIter for PyIterBody {
     fn next_chunk(&mut self) -> Option<Result<Bytes, AppError>> {
-        let next = self.next.as_ref()?;
+        let iter = self.iter.as_ref()?;
         crate::keep_thread_state();
-        Python::attach(|py| match self.ctx.bind(py).call_method1(self.run.bind(py), (next,)) {
-            Ok(item) => Some(py_bytes(&item).map_err(|e| app_error(py, e, &self.errors))),
-            Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => None,
-            Err(e) => Some(Err(app_error(py, e, &self.errors))),
+        Python::attach(|py| {
+            // PyIter_Next: the end of a generator raises no StopIteration.
+            match context::run(self.ctx.bind(py), || iter.bind(py).clone().next().transpose()) {
+                Ok(Some(item)) => Some(py_bytes(&item).map_err(|e| app_error(py, e, &self.errors))),
+                Ok(None) => None,
+                Err(e) => Some(Err(app_error(py, e, &self.errors))),
+            }
         })
     }
 }
 
 impl Drop for PyIterBody {
     fn drop(&mut self) {
-        let next = self.next.take();
+        let iter = self.iter.take();
         let close = self.close.take();
         crate::keep_thread_state();
         Python::attach(|py| {
-            drop(next);
+            drop(iter);
             if let Some(close) = close {
-                if let Err(e) = self.ctx.bind(py).call_method1(self.run.bind(py), (close,)) {
+                if let Err(e) = context::run(self.ctx.bind(py), || close.bind(py).call0()) {
                     log_traceback(py, &e, &self.errors);
                 }
             }

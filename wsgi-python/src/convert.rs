@@ -66,7 +66,7 @@ impl Slot {
 
 /// The strings reused across requests.
 pub(crate) struct Cache {
-    /// One slot per core key, in `CORE_CGI_KEYS` order.
+    /// One slot per core key, by `CoreKey::index`.
     core: Vec<Slot>,
     /// `HTTP_*` slots by header name, made on first use (bounded).
     headers: std::collections::HashMap<http::HeaderName, Slot, std::hash::BuildHasherDefault<Fnv>>,
@@ -83,8 +83,6 @@ pub(crate) struct Cache {
 /// Python objects built once and reused for every request.
 pub(crate) struct Consts {
     cache: std::sync::Mutex<Cache>,
-    pub(crate) copy_context: Py<PyAny>,
-    pub(crate) run: Py<PyString>,
     version: Py<PyTuple>,
     http: Py<PyString>,
     https: Py<PyString>,
@@ -103,7 +101,7 @@ pub(crate) struct Consts {
 impl Consts {
     pub(crate) fn new(py: Python<'_>) -> PyResult<Consts> {
         let k = |s: &str| PyString::intern(py, s).unbind();
-        let core = wsgi_spec::CORE_CGI_KEYS.iter().map(|&key| Slot::new(k(key))).collect();
+        let core = wsgi_spec::CoreKey::ALL.iter().map(|key| Slot::new(k(key.as_str()))).collect();
         Ok(Consts {
             cache: std::sync::Mutex::new(Cache {
                 core,
@@ -112,8 +110,6 @@ impl Consts {
                 errors: None,
                 empty_input: None,
             }),
-            copy_context: py.import("contextvars")?.getattr("copy_context")?.unbind(),
-            run: k("run"),
             version: PyTuple::new(py, [1, 0])?.unbind(),
             http: k("http"),
             https: k("https"),
@@ -232,22 +228,23 @@ pub(crate) fn environ_dict<'py>(
             return;
         }
         let r = match key {
-            wsgi_spec::CgiKey::Core("wsgi.url_scheme") => {
+            // The template holds `http`.
+            wsgi_spec::CgiKey::Core(wsgi_spec::CoreKey::UrlScheme) => {
                 if environ.url_scheme == wsgi_spec::Scheme::Https {
                     dict.set_item(c.k_url_scheme.bind(py), c.https.bind(py))
                 } else {
                     Ok(())
                 }
             }
-            wsgi_spec::CgiKey::Core(k) => match wsgi_spec::CORE_CGI_KEYS.iter().position(|&x| x == k) {
-                Some(i) => cache.core[i].set(py, &dict, &value),
-                None => latin1_str(py, &value).and_then(|v| dict.set_item(PyString::intern(py, k), v)),
+            wsgi_spec::CgiKey::Core(k) => match cache.core.get_mut(k.index()) {
+                Some(slot) => slot.set(py, &dict, value),
+                None => latin1_str(py, value).and_then(|v| dict.set_item(PyString::intern(py, k.as_str()), v)),
             },
             wsgi_spec::CgiKey::Header(name) => match cache.headers.get_mut(name) {
-                Some(slot) => slot.set(py, &dict, &value),
+                Some(slot) => slot.set(py, &dict, value),
                 None => {
                     let mut slot = Slot::new(PyString::intern(py, &wsgi_spec::http_key(name)).unbind());
-                    let r = slot.set(py, &dict, &value);
+                    let r = slot.set(py, &dict, value);
                     // Bounded: clients choose header names.
                     if cache.headers.len() < 1024 {
                         cache.headers.insert(name.clone(), slot);
@@ -255,7 +252,7 @@ pub(crate) fn environ_dict<'py>(
                     r
                 }
             },
-            other => latin1_str(py, &value).and_then(|v| dict.set_item(PyString::intern(py, &other.to_key()), v)),
+            other => latin1_str(py, value).and_then(|v| dict.set_item(PyString::intern(py, &other.to_key()), v)),
         };
         if let Err(e) = r {
             failed = Some(e);

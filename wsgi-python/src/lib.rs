@@ -24,6 +24,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod body;
+mod context;
 mod convert;
 mod objects;
 
@@ -31,7 +32,7 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyModule, PyTuple};
+use pyo3::types::PyModule;
 use wsgi_spec::{AppError, Application, Body, Environ, StartResponse};
 
 pub use objects::PyAppError;
@@ -378,15 +379,10 @@ impl Application for PythonApp {
         Python::attach(|py| {
             let (dict, sr) = convert::environ_dict(py, &self.consts, environ, start_response)
                 .map_err(|e| objects::app_error(py, e, &errors))?;
-            // Each request runs in a context of its own (copied from the
-            // thread's), and so do the iteration and close() of its body:
-            // contextvars set by the app stay with the request, even when
-            // other requests run on the same thread in between.
-            let ctx = self.consts.copy_context.bind(py).call0().map_err(|e| objects::app_error(py, e, &errors))?;
-            let args = PyTuple::new(py, [self.app.bind(py).clone(), dict.into_any(), sr.into_any()])
+            // The request's own contextvars context (see `context`).
+            let ctx = context::copy_current(py).map_err(|e| objects::app_error(py, e, &errors))?;
+            let result = context::run(&ctx, || self.app.bind(py).call1((dict, sr)))
                 .map_err(|e| objects::app_error(py, e, &errors))?;
-            let result =
-                ctx.call_method1(self.consts.run.bind(py), args).map_err(|e| objects::app_error(py, e, &errors))?;
             body::into_body(py, &self.consts, result, ctx, errors.clone())
                 .map_err(|e| objects::app_error(py, e, &errors))
         })

@@ -152,9 +152,7 @@ pub struct Environ {
 }
 
 /// The PEP 3333 keys the map view knows besides `HTTP_*` and [`Environ::vars`].
-pub const CORE_CGI_KEYS: [&str; 12] = CORE_KEYS;
-
-const CORE_KEYS: [&str; 12] = [
+pub const CORE_CGI_KEYS: [&str; 12] = [
     "REQUEST_METHOD",
     "SCRIPT_NAME",
     "PATH_INFO",
@@ -168,6 +166,149 @@ const CORE_KEYS: [&str; 12] = [
     "REMOTE_PORT",
     "RAW_URI",
 ];
+
+/// A string key the spec defines for every request: the CGI variables of
+/// [`CORE_CGI_KEYS`] (in that order) and `wsgi.url_scheme`. An adapter that
+/// caches per key indexes its table with [`CoreKey::index`] instead of
+/// comparing strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CoreKey {
+    /// `REQUEST_METHOD`
+    RequestMethod,
+    /// `SCRIPT_NAME`
+    ScriptName,
+    /// `PATH_INFO`
+    PathInfo,
+    /// `QUERY_STRING`
+    QueryString,
+    /// `CONTENT_TYPE`
+    ContentType,
+    /// `CONTENT_LENGTH`
+    ContentLength,
+    /// `SERVER_NAME`
+    ServerName,
+    /// `SERVER_PORT`
+    ServerPort,
+    /// `SERVER_PROTOCOL`
+    ServerProtocol,
+    /// `REMOTE_ADDR`
+    RemoteAddr,
+    /// `REMOTE_PORT`
+    RemotePort,
+    /// `RAW_URI`
+    RawUri,
+    /// `wsgi.url_scheme`
+    UrlScheme,
+}
+
+impl CoreKey {
+    /// Every core key, in [`index`](CoreKey::index) order: those of
+    /// [`CORE_CGI_KEYS`], then `wsgi.url_scheme`.
+    pub const ALL: [CoreKey; 13] = [
+        CoreKey::RequestMethod,
+        CoreKey::ScriptName,
+        CoreKey::PathInfo,
+        CoreKey::QueryString,
+        CoreKey::ContentType,
+        CoreKey::ContentLength,
+        CoreKey::ServerName,
+        CoreKey::ServerPort,
+        CoreKey::ServerProtocol,
+        CoreKey::RemoteAddr,
+        CoreKey::RemotePort,
+        CoreKey::RawUri,
+        CoreKey::UrlScheme,
+    ];
+
+    /// The key's position in [`CoreKey::ALL`].
+    #[must_use]
+    pub const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The key as the environ spells it.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            CoreKey::UrlScheme => "wsgi.url_scheme",
+            k => CORE_CGI_KEYS[k as usize],
+        }
+    }
+
+    /// The core key spelled `key`, if it is one.
+    #[must_use]
+    pub fn from_key(key: &str) -> Option<CoreKey> {
+        Some(match key {
+            "REQUEST_METHOD" => CoreKey::RequestMethod,
+            "SCRIPT_NAME" => CoreKey::ScriptName,
+            "PATH_INFO" => CoreKey::PathInfo,
+            "QUERY_STRING" => CoreKey::QueryString,
+            "CONTENT_TYPE" => CoreKey::ContentType,
+            "CONTENT_LENGTH" => CoreKey::ContentLength,
+            "SERVER_NAME" => CoreKey::ServerName,
+            "SERVER_PORT" => CoreKey::ServerPort,
+            "SERVER_PROTOCOL" => CoreKey::ServerProtocol,
+            "REMOTE_ADDR" => CoreKey::RemoteAddr,
+            "REMOTE_PORT" => CoreKey::RemotePort,
+            "RAW_URI" => CoreKey::RawUri,
+            "wsgi.url_scheme" => CoreKey::UrlScheme,
+            _ => return None,
+        })
+    }
+}
+
+/// A core value before it is spelled: numbers and addresses are formatted
+/// where they are used (into a stack buffer, or a string).
+enum CoreValue<'a> {
+    Bytes(Cow<'a, [u8]>),
+    Port(u16),
+    Addr(IpAddr),
+}
+
+impl CoreValue<'_> {
+    fn into_cow<'a>(self) -> Cow<'a, [u8]>
+    where
+        Self: 'a,
+    {
+        match self {
+            CoreValue::Bytes(b) => b,
+            CoreValue::Port(p) => Cow::Owned(p.to_string().into_bytes()),
+            CoreValue::Addr(a) => Cow::Owned(a.to_string().into_bytes()),
+        }
+    }
+}
+
+/// A fixed buffer `fmt::Write` fills: room for any IP address or port.
+struct StackStr {
+    buf: [u8; 48],
+    len: usize,
+}
+
+impl StackStr {
+    fn format(v: impl fmt::Display) -> StackStr {
+        let mut s = StackStr { buf: [0; 48], len: 0 };
+        // Cannot fail: an IPv6 address with an IPv4 tail is 45 bytes at most.
+        let _ = fmt::Write::write_fmt(&mut s, format_args!("{v}"));
+        s
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+impl fmt::Write for StackStr {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let end = self.len + s.len();
+        let Some(dst) = self.buf.get_mut(self.len..end) else {
+            return Err(fmt::Error);
+        };
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
 
 impl Environ {
     /// Build the environ for a request, as SPEC.md's ENV rules say.
@@ -304,22 +445,37 @@ impl Environ {
             let name = HeaderName::from_bytes(header.as_bytes()).ok()?;
             return joined(&self.headers, &name);
         }
-        let s = |v: String| Some(Cow::Owned(v.into_bytes()));
+        match CoreKey::from_key(key) {
+            Some(k) => self.core(k),
+            None => self.vars.get(key).map(|v| latin1(v)),
+        }
+    }
+
+    /// The value of a core key (see [`Environ::get`]); `None` when the
+    /// request has none (`CONTENT_TYPE`, `REMOTE_ADDR`...).
+    #[must_use]
+    pub fn core(&self, key: CoreKey) -> Option<Cow<'_, [u8]>> {
+        self.core_value(key).map(CoreValue::into_cow)
+    }
+
+    fn core_value(&self, key: CoreKey) -> Option<CoreValue<'_>> {
+        fn b(v: &[u8]) -> Option<CoreValue<'_>> {
+            Some(CoreValue::Bytes(Cow::Borrowed(v)))
+        }
         match key {
-            "REQUEST_METHOD" => Some(Cow::Borrowed(self.method.as_str().as_bytes())),
-            "SCRIPT_NAME" => Some(Cow::Borrowed(&self.script_name)),
-            "PATH_INFO" => Some(Cow::Borrowed(&self.path_info)),
-            "QUERY_STRING" => Some(Cow::Borrowed(&self.query_string)),
-            "CONTENT_TYPE" => joined(&self.headers, &CONTENT_TYPE),
-            "CONTENT_LENGTH" => joined(&self.headers, &CONTENT_LENGTH),
-            "SERVER_NAME" => Some(Cow::Borrowed(self.server_name.as_bytes())),
-            "SERVER_PORT" => s(self.server_port.to_string()),
-            "SERVER_PROTOCOL" => Some(Cow::Borrowed(self.protocol_str().as_bytes())),
-            "REMOTE_ADDR" => self.remote_addr.and_then(|a| s(a.to_string())),
-            "REMOTE_PORT" => self.remote_port.and_then(|p| s(p.to_string())),
-            "RAW_URI" => Some(Cow::Borrowed(&self.raw_uri)),
-            "wsgi.url_scheme" => Some(Cow::Borrowed(self.url_scheme.as_str().as_bytes())),
-            _ => self.vars.get(key).map(|v| latin1(v)),
+            CoreKey::RequestMethod => b(self.method.as_str().as_bytes()),
+            CoreKey::ScriptName => b(&self.script_name),
+            CoreKey::PathInfo => b(&self.path_info),
+            CoreKey::QueryString => b(&self.query_string),
+            CoreKey::ContentType => joined(&self.headers, &CONTENT_TYPE).map(CoreValue::Bytes),
+            CoreKey::ContentLength => joined(&self.headers, &CONTENT_LENGTH).map(CoreValue::Bytes),
+            CoreKey::ServerName => b(self.server_name.as_bytes()),
+            CoreKey::ServerPort => Some(CoreValue::Port(self.server_port)),
+            CoreKey::ServerProtocol => b(self.protocol_str().as_bytes()),
+            CoreKey::RemoteAddr => self.remote_addr.map(CoreValue::Addr),
+            CoreKey::RemotePort => self.remote_port.map(CoreValue::Port),
+            CoreKey::RawUri => b(&self.raw_uri),
+            CoreKey::UrlScheme => b(self.url_scheme.as_str().as_bytes()),
         }
     }
 
@@ -328,20 +484,30 @@ impl Environ {
     /// [`vars`](Environ::vars). Keys whose value is absent are left out (ENV-14).
     #[must_use]
     pub fn cgi_vars(&self) -> Vec<(Cow<'_, str>, Cow<'_, [u8]>)> {
-        let mut out = Vec::with_capacity(CORE_KEYS.len() + self.headers.keys_len() + self.vars.len() + 1);
-        self.for_each_cgi_var(|key, value| out.push((key.to_key(), value)));
+        let mut out = Vec::with_capacity(CoreKey::ALL.len() + self.headers.keys_len() + self.vars.len());
+        self.visit(|key, value| out.push((key.to_key(), value.into_cow())));
         out
     }
 
     /// Visit the map view without building its keys: what [`cgi_vars`]
     /// lists, in the same order, with each key as a [`CgiKey`] so an adapter
-    /// can cache the strings it makes from them (e.g. per header name).
+    /// can cache the strings it makes from them (per [`CoreKey::index`], per
+    /// header name). Values are lent for the call only: numbers and
+    /// addresses are spelled in a buffer on the stack.
     ///
     /// [`cgi_vars`]: Environ::cgi_vars
-    pub fn for_each_cgi_var<'a>(&'a self, mut f: impl FnMut(CgiKey<'a>, Cow<'a, [u8]>)) {
-        for key in CORE_KEYS {
-            if let Some(v) = self.get(key) {
-                f(CgiKey::Core(key), v);
+    pub fn for_each_cgi_var<'a>(&'a self, mut f: impl FnMut(CgiKey<'a>, &[u8])) {
+        self.visit(|key, value| match value {
+            CoreValue::Bytes(b) => f(key, &b),
+            CoreValue::Port(p) => f(key, StackStr::format(p).as_bytes()),
+            CoreValue::Addr(a) => f(key, StackStr::format(a).as_bytes()),
+        });
+    }
+
+    fn visit<'a>(&'a self, mut f: impl FnMut(CgiKey<'a>, CoreValue<'a>)) {
+        for key in &CoreKey::ALL[..CORE_CGI_KEYS.len()] {
+            if let Some(v) = self.core_value(*key) {
+                f(CgiKey::Core(*key), v);
             }
         }
         for name in self.headers.keys() {
@@ -349,13 +515,13 @@ impl Environ {
                 continue;
             }
             if let Some(v) = joined(&self.headers, name) {
-                f(CgiKey::Header(name), v);
+                f(CgiKey::Header(name), CoreValue::Bytes(v));
             }
         }
-        f(CgiKey::Core("wsgi.url_scheme"), Cow::Borrowed(self.url_scheme.as_str().as_bytes()));
+        f(CgiKey::Core(CoreKey::UrlScheme), CoreValue::Bytes(Cow::Borrowed(self.url_scheme.as_str().as_bytes())));
         for (k, v) in &self.vars {
-            if !CORE_KEYS.contains(&k.as_str()) && !k.starts_with("HTTP_") && k != "wsgi.url_scheme" {
-                f(CgiKey::Var(k.as_str()), latin1(v));
+            if CoreKey::from_key(k).is_none() && !k.starts_with("HTTP_") {
+                f(CgiKey::Var(k.as_str()), CoreValue::Bytes(latin1(v)));
             }
         }
     }
@@ -366,7 +532,7 @@ impl Environ {
 #[non_exhaustive]
 pub enum CgiKey<'a> {
     /// A PEP 3333 key the spec defines (`REQUEST_METHOD`, `wsgi.url_scheme`...).
-    Core(&'static str),
+    Core(CoreKey),
     /// `HTTP_` plus this header's name (see [`http_key`]).
     Header(&'a HeaderName),
     /// A variable of [`Environ::vars`].
@@ -378,7 +544,7 @@ impl<'a> CgiKey<'a> {
     #[must_use]
     pub fn to_key(self) -> Cow<'a, str> {
         match self {
-            CgiKey::Core(k) => Cow::Borrowed(k),
+            CgiKey::Core(k) => Cow::Borrowed(k.as_str()),
             CgiKey::Header(name) => Cow::Owned(http_key(name)),
             CgiKey::Var(k) => Cow::Borrowed(k),
         }

@@ -56,7 +56,9 @@ pub mod testing;
 
 pub use app::{Application, SharedApp};
 pub use body::{Body, BodyIter, FileBody};
-pub use environ::{http_key, percent_decode, protocol_str, CgiKey, Environ, Scheme, ServerInfo, CORE_CGI_KEYS};
+pub use environ::{
+    http_key, percent_decode, protocol_str, CgiKey, CoreKey, Environ, Scheme, ServerInfo, CORE_CGI_KEYS,
+};
 pub use error::{AppError, Error, LintViolation, Side};
 pub use errors::Errors;
 pub use input::Input;

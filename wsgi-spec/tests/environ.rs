@@ -14,8 +14,8 @@ use http::{HeaderValue, Method, Request, Version};
 use wsgi_spec::ext::{ConnectionInfo, EarlyHints, FileWrapper, InputTerminated, ScriptName};
 use wsgi_spec::testing::TestClient;
 use wsgi_spec::{
-    http_key, percent_decode, protocol_str, AppError, Body, Environ, Input, Scheme, ServerInfo, StartResponse,
-    WSGI_VERSION,
+    http_key, percent_decode, protocol_str, AppError, Body, CgiKey, CoreKey, Environ, Input, Scheme, ServerInfo,
+    StartResponse, CORE_CGI_KEYS, WSGI_VERSION,
 };
 
 fn get<'a>(env: &'a Environ, key: &str) -> Option<Cow<'a, [u8]>> {
@@ -653,4 +653,55 @@ fn env_12_raw_uri_of_an_http2_request_is_its_path() {
     assert_eq!(val(&env, "HTTP_HOST"), b"example.com:8443", ":authority is the host");
     assert_eq!(val(&env, "SERVER_PORT"), b"8443");
     assert_eq!(val(&env, "SERVER_PROTOCOL"), b"HTTP/2");
+}
+
+#[test]
+fn env_14_for_each_cgi_var_lists_what_cgi_vars_lists() {
+    // An IPv6 peer with an IPv4 tail: the longest address spelling.
+    let peer: SocketAddr = "[ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255]:65535".parse().expect("addr");
+    let local: SocketAddr = "[::1]:8443".parse().expect("addr");
+    let conn = ConnectionInfo { peer: Some(peer), local: Some(local), secure: true };
+    let mut env = with_conn(
+        Request::post("/a%20b?x=1").header("Content-Type", "text/plain").header("X-A", "1").header("x-a", "2"),
+        conn,
+    );
+    env.vars.insert("myapp.name".into(), "caf\u{e9}".into());
+    let mut visited = Vec::new();
+    env.for_each_cgi_var(|key, value| visited.push((key.to_key().into_owned(), value.to_vec())));
+    let listed: Vec<_> = env.cgi_vars().into_iter().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    assert_eq!(visited, listed);
+    let find = |k: &str| visited.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_slice());
+    assert_eq!(find("REMOTE_ADDR"), Some(peer.ip().to_string().as_bytes()));
+    assert_eq!(find("REMOTE_ADDR").map(<[u8]>::len), Some(39), "the longest spelling");
+    assert_eq!(find("REMOTE_PORT"), Some(&b"65535"[..]));
+    assert_eq!(find("SERVER_PORT"), Some(&b"8443"[..]));
+    assert_eq!(find("wsgi.url_scheme"), Some(&b"https"[..]));
+    assert_eq!(find("HTTP_X_A"), Some(&b"1, 2"[..]));
+    assert_eq!(find("myapp.name"), Some(&b"caf\xe9"[..]), "latin-1 bytes");
+}
+
+#[test]
+fn env_14_core_keys_index_their_names() {
+    assert_eq!(CoreKey::ALL.len(), CORE_CGI_KEYS.len() + 1);
+    for (i, key) in CoreKey::ALL.iter().enumerate() {
+        assert_eq!(key.index(), i);
+        assert_eq!(CoreKey::from_key(key.as_str()), Some(*key));
+    }
+    for (i, name) in CORE_CGI_KEYS.iter().enumerate() {
+        assert_eq!(CoreKey::ALL[i].as_str(), *name);
+    }
+    assert_eq!(CoreKey::UrlScheme.as_str(), "wsgi.url_scheme");
+    assert_eq!(CoreKey::from_key("HTTP_HOST"), None);
+    assert_eq!(CoreKey::from_key("path_info"), None, "keys are exact");
+    let env = build(Request::get("/p?q"));
+    let mut core = Vec::new();
+    env.for_each_cgi_var(|key, value| {
+        if let CgiKey::Core(k) = key {
+            assert_eq!(env.core(k).as_deref(), Some(value), "{}", k.as_str());
+            assert_eq!(env.get(k.as_str()).as_deref(), Some(value));
+            core.push(k);
+        }
+    });
+    assert!(core.contains(&CoreKey::PathInfo) && core.contains(&CoreKey::UrlScheme));
+    assert_eq!(env.core(CoreKey::ContentType), None);
 }
