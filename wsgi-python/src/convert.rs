@@ -70,6 +70,9 @@ pub(crate) struct Cache {
     core: Vec<Slot>,
     /// `HTTP_*` slots by header name, made on first use (bounded).
     headers: std::collections::HashMap<http::HeaderName, Slot, std::hash::BuildHasherDefault<Fnv>>,
+    /// Slots of `Environ::vars` names (`SERVER_SOFTWARE`, deployer
+    /// variables), made on first use (bounded).
+    vars: Vec<(Box<str>, Slot)>,
     /// The constant part of every environ, for the flags it was made with.
     template: Option<(u8, Py<PyDict>)>,
     /// The last `wsgi.errors` object, for the stream it writes to (the
@@ -106,6 +109,7 @@ impl Consts {
             cache: std::sync::Mutex::new(Cache {
                 core,
                 headers: Default::default(),
+                vars: Vec::new(),
                 template: None,
                 errors: None,
                 empty_input: None,
@@ -248,6 +252,18 @@ pub(crate) fn environ_dict<'py>(
                     // Bounded: clients choose header names.
                     if cache.headers.len() < 1024 {
                         cache.headers.insert(name.clone(), slot);
+                    }
+                    r
+                }
+            },
+            wsgi_spec::CgiKey::Var(name) => match cache.vars.iter_mut().find(|(k, _)| **k == *name) {
+                Some((_, slot)) => slot.set(py, &dict, value),
+                None => {
+                    let mut slot = Slot::new(PyString::intern(py, name).unbind());
+                    let r = slot.set(py, &dict, value);
+                    // Bounded: middleware may make names up per request.
+                    if cache.vars.len() < 64 {
+                        cache.vars.push((name.into(), slot));
                     }
                     r
                 }

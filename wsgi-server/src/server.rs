@@ -21,6 +21,9 @@ use crate::proxy::ForwardedAllow;
 use crate::service::SpecService;
 use crate::Error;
 
+/// Header fields hyper parses on the stack (its default `max_headers`).
+const HYPER_STACK_HEADERS: usize = 100;
+
 /// The default `wsgi.errors` destination: `tracing` error events.
 #[derive(Debug, Clone, Copy)]
 struct TracingErrors;
@@ -389,8 +392,14 @@ impl Bound {
             .half_close(true)
             // The guard enforces the head limits; hyper must never be the
             // stricter one.
-            .max_buf_size(server.limits.max_head_len().unwrap_or(4 << 20).max(400 * 1024) + 16 * 1024)
-            .max_headers(server.limits.max_fields() + 1);
+            .max_buf_size(server.limits.max_head_len().unwrap_or(4 << 20).max(400 * 1024) + 16 * 1024);
+        // hyper parses up to 100 fields into arrays on the stack; a set
+        // `max_headers` puts both arrays (6 KiB) on the heap for every
+        // request, so it is set only above that (the guard allows at most
+        // `max_fields`).
+        if server.limits.max_fields() > HYPER_STACK_HEADERS {
+            h1.max_headers(server.limits.max_fields());
+        }
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new()).keep_alive_interval(None);
         let builders = Arc::new(Builders { h1, h2, first_byte_timeout: server.keep_alive });

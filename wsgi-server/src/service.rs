@@ -235,9 +235,10 @@ impl SpecService {
             (Some(log), Some(_)) => log.format().response_headers(),
             _ => Vec::new(),
         };
-        let shared = Arc::clone(&self.shared);
+        // Only a request with a record has a line to write.
+        let shared = record.as_ref().map(|_| Arc::clone(&self.shared));
         let log = move |outcome: Outcome, captured: Option<Captured>| {
-            if let (Some(log), Some(mut rec)) = (&shared.access_log, record) {
+            if let (Some(log), Some(mut rec)) = (shared.as_ref().and_then(|s| s.access_log.as_ref()), record) {
                 rec.status = outcome.status.map(|s| s.as_u16());
                 rec.bytes = outcome.bytes_sent;
                 rec.duration = started.elapsed();

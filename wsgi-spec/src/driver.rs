@@ -248,7 +248,7 @@ impl ResponseDriver {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
         let framing = if self.head_request { Framing::NoBody } else { Framing::Length(body.len() as u64) };
-        headers.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+        headers.insert(CONTENT_LENGTH, length_value(body.len() as u64));
         let body = if self.head_request { Bytes::new() } else { body };
         let head = ResponseHead { status: StatusCode::INTERNAL_SERVER_ERROR.into(), headers, framing };
         Some((head, body))
@@ -288,7 +288,7 @@ impl ResponseDriver {
             self.declared = Some(n);
             Framing::Length(n)
         } else if let Some(n) = known_total {
-            headers.insert(CONTENT_LENGTH, HeaderValue::from(n));
+            headers.insert(CONTENT_LENGTH, length_value(n));
             self.declared = Some(n);
             Framing::Length(n)
         } else if self.version <= Version::HTTP_10 {
@@ -335,4 +335,40 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
         }
     }
     Ok(Some(n))
+}
+
+/// A `Content-Length` value. Spelled into a per-thread block shared by the
+/// values made from it: one allocation per few hundred responses instead of
+/// two per response (`HeaderValue::from(u64)` makes a buffer, then a shared
+/// header for it when hyper clones it).
+fn length_value(n: u64) -> HeaderValue {
+    use std::cell::RefCell;
+    thread_local! {
+        static BLOCK: RefCell<bytes::BytesMut> = RefCell::new(bytes::BytesMut::new());
+    }
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut rest = n;
+    loop {
+        at -= 1;
+        // A digit: `rest % 10` is below 10.
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    let spelled = &digits[at..];
+    BLOCK
+        .try_with(|block| {
+            let mut block = block.borrow_mut();
+            if block.capacity() - block.len() < spelled.len() {
+                *block = bytes::BytesMut::with_capacity(4096);
+            }
+            block.extend_from_slice(spelled);
+            HeaderValue::from_maybe_shared(block.split().freeze()).ok()
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| HeaderValue::from(n))
 }

@@ -144,8 +144,11 @@ pub struct Environ {
     pub multiprocess: bool,
     /// `wsgi.run_once` (ENV-23).
     pub run_once: bool,
-    /// Other string variables: `SERVER_SOFTWARE`, deployer variables,
-    /// variables added by middleware (ENV-12, ENV-25).
+    /// `SERVER_SOFTWARE` (ENV-12), unless [`vars`](Environ::vars) has one.
+    pub server_software: Cow<'static, str>,
+    /// Other string variables: deployer variables, variables added by
+    /// middleware (ENV-12, ENV-25). A `SERVER_SOFTWARE` here wins over
+    /// [`server_software`](Environ::server_software).
     pub vars: BTreeMap<String, String>,
     /// Typed server extensions: see [`crate::ext`] (ENV-24).
     pub extensions: Extensions,
@@ -166,6 +169,8 @@ pub const CORE_CGI_KEYS: [&str; 12] = [
     "REMOTE_PORT",
     "RAW_URI",
 ];
+
+const SERVER_SOFTWARE: &str = "SERVER_SOFTWARE";
 
 /// A string key the spec defines for every request: the CGI variables of
 /// [`CORE_CGI_KEYS`] (in that order) and `wsgi.url_scheme`. An adapter that
@@ -377,8 +382,7 @@ impl Environ {
         let url_scheme = if conn.secure { Scheme::Https } else { Scheme::Http };
         let (server_name, server_port) = server_name_port(&headers, url_scheme, &conn);
 
-        let mut vars = server.vars.clone();
-        vars.entry("SERVER_SOFTWARE".to_owned()).or_insert_with(|| server.software.to_string());
+        let vars = server.vars.clone();
         extensions.insert(InputTerminated);
         if server.file_wrapper {
             extensions.insert(FileWrapper);
@@ -402,6 +406,7 @@ impl Environ {
             multithread: server.multithread,
             multiprocess: server.multiprocess,
             run_once: server.run_once,
+            server_software: server.software.clone(),
             vars,
             extensions,
         }
@@ -447,7 +452,11 @@ impl Environ {
         }
         match CoreKey::from_key(key) {
             Some(k) => self.core(k),
-            None => self.vars.get(key).map(|v| latin1(v)),
+            None => match self.vars.get(key) {
+                Some(v) => Some(latin1(v)),
+                None if key == SERVER_SOFTWARE => Some(latin1(&self.server_software)),
+                None => None,
+            },
         }
     }
 
@@ -484,7 +493,7 @@ impl Environ {
     /// [`vars`](Environ::vars). Keys whose value is absent are left out (ENV-14).
     #[must_use]
     pub fn cgi_vars(&self) -> Vec<(Cow<'_, str>, Cow<'_, [u8]>)> {
-        let mut out = Vec::with_capacity(CoreKey::ALL.len() + self.headers.keys_len() + self.vars.len());
+        let mut out = Vec::with_capacity(CoreKey::ALL.len() + self.headers.keys_len() + self.vars.len() + 1);
         self.visit(|key, value| out.push((key.to_key(), value.into_cow())));
         out
     }
@@ -519,10 +528,20 @@ impl Environ {
             }
         }
         f(CgiKey::Core(CoreKey::UrlScheme), CoreValue::Bytes(Cow::Borrowed(self.url_scheme.as_str().as_bytes())));
+        // `SERVER_SOFTWARE` in its sorted place among the variables, unless
+        // one of them is `SERVER_SOFTWARE`.
+        let mut software = !self.vars.contains_key(SERVER_SOFTWARE);
         for (k, v) in &self.vars {
+            if software && k.as_str() > SERVER_SOFTWARE {
+                software = false;
+                f(CgiKey::Var(SERVER_SOFTWARE), CoreValue::Bytes(latin1(&self.server_software)));
+            }
             if CoreKey::from_key(k).is_none() && !k.starts_with("HTTP_") {
                 f(CgiKey::Var(k.as_str()), CoreValue::Bytes(latin1(v)));
             }
+        }
+        if software {
+            f(CgiKey::Var(SERVER_SOFTWARE), CoreValue::Bytes(latin1(&self.server_software)));
         }
     }
 }

@@ -162,6 +162,17 @@ pub fn is_hop_by_hop(name: &str) -> bool {
         || name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("proxy-"))
 }
 
+/// [`is_hop_by_hop`] for a `HeaderName`, which is lower case already: the
+/// well-known names compare as one integer, the others by length first.
+fn is_hop_by_hop_name(name: &http::HeaderName) -> bool {
+    use http::header::{CONNECTION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+    if name == CONNECTION || name == TE || name == TRAILER || name == TRANSFER_ENCODING || name == UPGRADE {
+        return true;
+    }
+    let s = name.as_str();
+    matches!(s, "keep-alive" | "trailers") || s.starts_with("proxy-")
+}
+
 /// Check response headers as `start_response` must (SR-4, SR-5, SR-7).
 ///
 /// # Errors
@@ -170,7 +181,7 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 /// name `http` would not accept (`Status`).
 pub fn check_headers(headers: &HeaderMap) -> Result<(), Error> {
     for (name, value) in headers {
-        if is_hop_by_hop(name.as_str()) {
+        if is_hop_by_hop_name(name) {
             return Err(Error::HopByHopHeader(name.as_str().to_owned()));
         }
         if name.as_str() == "status" {

@@ -252,6 +252,25 @@ fn cl_3_known_total_sets_content_length() -> R {
 }
 
 #[test]
+fn cl_3_content_length_spells_every_length() -> R {
+    // Enough responses to fill several of the per-thread blocks the values
+    // are spelled into; every value must stay intact after its block is
+    // replaced.
+    let lengths: Vec<u64> = (0..3000u64).map(|i| i * 7919).chain([9, 10, 99, 100, u64::MAX / 2, u64::MAX]).collect();
+    let mut heads = Vec::new();
+    for &n in &lengths {
+        let mut d = driver();
+        d.start_response(Status::OK, HeaderMap::new(), None)?;
+        heads.push(head_of(d.data(b("x"), Some(n.saturating_sub(1)))?));
+    }
+    for (n, head) in lengths.iter().zip(&heads) {
+        let expected = n.max(&1).to_string();
+        assert_eq!(head.headers[CONTENT_LENGTH], expected.as_str());
+    }
+    Ok(())
+}
+
+#[test]
 fn cl_3_app_content_length_wins_over_the_hint() -> R {
     let mut d = driver();
     d.start_response(Status::OK, with_length("4"), None)?;
