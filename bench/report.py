@@ -9,7 +9,8 @@ A results folder (bench/all.sh's RESULTS) holds env.json (machine, versions, com
 matrix/ (../shared/bench/run.py's meta.json, runs.jsonl, summary.json) and static/
 (bench/apps/static_bench.py's runs.jsonl, checks.json). A folder written by run.py or
 static_bench.py alone (python.sh, rust-hello.sh, static.sh with their own OUT) works too; with
-several folders, a later one's cells replace an earlier one's, and the first env.json is used.
+several folders, a later one's cells replace an earlier one's; machine and versions come from the
+last env.json, and every folder's date and command are listed.
 
 Output: one Markdown table per app (median req/s, min..max over the rounds, median p50/p99
 latency, median RSS, ratio to wsgi-server), the Rust hello vs bare hyper and the static/gzip
@@ -179,15 +180,16 @@ def static_rows(d):
 
 
 def load(dirs):
-    data = {"env": None, "matrix": {}, "matrix_meta": None, "commands": {}, "static": {},
+    data = {"env": None, "envs": [], "matrix": {}, "matrix_meta": None, "commands": {}, "static": {},
             "static_checks": None, "static_args": None, "sources": []}
     for top in dirs:
         top = Path(top)
         if not top.exists():
             sys.exit(f"report.py: {top} does not exist")
         data["sources"].append(top)
-        if data["env"] is None and (top / "env.json").exists():
+        if (top / "env.json").exists():
             data["env"] = json.loads((top / "env.json").read_text())
+            data["envs"].append(data["env"])
         for d in [top] + sorted(p for p in top.iterdir() if p.is_dir()):
             if not (d / "runs.jsonl").exists():
                 continue
@@ -302,7 +304,20 @@ def env_lines(env, data):
         f"uWSGI {pv('uWSGI')}, bjoern {pv('bjoern')}, Flask {pv('Flask')}, Django {pv('Django')}, "
         f"WhiteNoise {pv('whitenoise')}; hyper {env.get('hyper') or '?'} (hyper-raw); wrk {env.get('wrk') or '?'}.",
         f"- Command: `{env.get('command') or 'bash bench/all.sh'}`",
-    ]
+    ] + runs_lines(data)
+
+
+def runs_lines(data):
+    """With several runs, each one's date and command (a later run's cells replace an earlier's)."""
+    envs = data.get("envs") or []
+    if len(envs) < 2:
+        return []
+    lines = ["- Runs merged into these tables (a cell measured by a later run replaces the earlier "
+             "one's; every cell's rounds come from one run):"]
+    for i, e in enumerate(envs, 1):
+        lines.append(f"  {i}. {e.get('started', '?')}, wsgi-server {e.get('git_rev') or '?'}: "
+                     f"`{e.get('command') or 'bash bench/all.sh'}`")
+    return lines
 
 
 def app_table(data, app, w_list, conns, ref="wsgi-server", servers=None):
