@@ -190,7 +190,7 @@ impl SpecService {
     }
 
     /// Count the request and start its access-log record.
-    fn begin(&self, parts: &http::request::Parts) -> (Option<Record>, Instant) {
+    fn begin(&self, parts: &http::request::Parts) -> (Option<Box<Record>>, Instant) {
         if let Some(c) = &self.shared.requests {
             c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -207,7 +207,9 @@ impl SpecService {
                     rec.request_headers.append(name.clone(), v.clone());
                 }
             }
-            rec
+            // Boxed: the record travels with the request through several
+            // calls, and a pointer moves cheaper than the record.
+            Box::new(rec)
         });
         (record, Instant::now())
     }
@@ -218,7 +220,7 @@ impl SpecService {
         &self,
         mut parts: http::request::Parts,
         input: Input,
-        mut record: Option<Record>,
+        mut record: Option<Box<Record>>,
         started: Instant,
     ) -> (Environ, Vec<http::HeaderName>, impl FnOnce(Outcome, Option<Captured>) + Send + 'static) {
         if let Some(conn) = self.conn {
@@ -298,7 +300,7 @@ impl SpecService {
         &self,
         parts: http::request::Parts,
         input: Input,
-        record: Option<Record>,
+        record: Option<Box<Record>>,
         started: Instant,
     ) -> Response<ResponseBody> {
         let (environ, names, log) = self.environ_and_log(parts, input, record, started);

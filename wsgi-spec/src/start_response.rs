@@ -162,6 +162,12 @@ pub fn is_hop_by_hop(name: &str) -> bool {
         || name.get(..6).is_some_and(|p| p.eq_ignore_ascii_case("proxy-"))
 }
 
+/// True if `bytes` holds a control byte other than tab (or DEL). Without
+/// an early exit, so the loop is vectorised: values are short and valid.
+fn has_control_byte(bytes: &[u8]) -> bool {
+    bytes.iter().fold(false, |found, &b| found | ((b < 0x20) & (b != b'\t')) | (b == 0x7f))
+}
+
 /// [`is_hop_by_hop`] for a `HeaderName`, which is lower case already: the
 /// well-known names compare as one integer, the others by length first.
 fn is_hop_by_hop_name(name: &http::HeaderName) -> bool {
@@ -187,7 +193,7 @@ pub fn check_headers(headers: &HeaderMap) -> Result<(), Error> {
         if name.as_str() == "status" {
             return Err(Error::InvalidHeader(name.as_str().to_owned()));
         }
-        if value.as_bytes().iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        if has_control_byte(value.as_bytes()) {
             return Err(Error::InvalidHeader(format!("{}: {:?}", name, value)));
         }
     }
