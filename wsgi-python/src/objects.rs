@@ -300,11 +300,11 @@ impl WriteFn {
 
 /// `wsgi.file_wrapper(filelike, blksize=8192)`: an iterable over the file;
 /// when it is the application's result and `fileno()` gives a regular file,
-/// the server reads the file itself, from where the file object stands to
-/// its end, with positioned reads in Rust (outside the GIL) of `blksize`
-/// bytes but at least 64 KiB, and writes the blocks through hyper like any
-/// other body: no `sendfile(2)`. Other file-likes are iterated, calling
-/// their `read(blksize)`.
+/// the server sends the file itself, from where the file object stands to
+/// its end, outside the GIL: with `sendfile(2)` on plain HTTP/1
+/// connections, else with positioned reads in Rust of `blksize` bytes but
+/// at least 64 KiB. Other file-likes are iterated, calling their
+/// `read(blksize)`.
 #[pyclass(module = "wsgi_rs", name = "FileWrapper")]
 pub(crate) struct FileWrapper {
     pub(crate) filelike: Py<PyAny>,

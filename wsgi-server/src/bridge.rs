@@ -93,11 +93,13 @@ pub(crate) struct ChannelSink {
     tx: Option<mpsc::Sender<Result<Bytes, BoxError>>>,
     /// Response headers to copy for the access log.
     capture: Option<(Vec<HeaderName>, Arc<Mutex<HeaderMap>>)>,
+    /// File bodies go out as tokens for this queue (`sendfile(2)`).
+    files: Option<Arc<crate::sendfile::FileQueue>>,
 }
 
 impl ChannelSink {
-    pub(crate) fn new(start: oneshot::Sender<Start>) -> Self {
-        ChannelSink { start: Some(start), held: None, tx: None, capture: None }
+    pub(crate) fn new(start: oneshot::Sender<Start>, files: Option<Arc<crate::sendfile::FileQueue>>) -> Self {
+        ChannelSink { start: Some(start), held: None, tx: None, capture: None, files }
     }
 
     /// Copy these response headers, when the head is sent, into the
@@ -128,6 +130,22 @@ impl ChannelSink {
 }
 
 impl ResponseSink for ChannelSink {
+    fn send_file(&mut self, mut file: wsgi_spec::FileBody) -> io::Result<()> {
+        match self.files.clone() {
+            Some(files) => {
+                for token in files.tokens(&file)? {
+                    self.send_data(token)?;
+                }
+            }
+            None => {
+                while let Some(block) = file.read_block()? {
+                    self.send_data(block)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
         if let Some((names, map)) = &self.capture {
             let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);

@@ -140,6 +140,7 @@ pub(crate) async fn pump(
     mut running: Option<Running<InlineSink>>,
     tx: mpsc::Sender<Result<Bytes, BoxError>>,
     mut log: Option<Box<dyn FnOnce(wsgi_spec::run::Outcome) + Send>>,
+    files: Option<Arc<crate::sendfile::FileQueue>>,
 ) {
     loop {
         let (first, chunks, file, error) = {
@@ -155,7 +156,23 @@ pub(crate) async fn pump(
             }
         }
         if !gone {
-            if let Some(mut file) = file {
+            if let (Some(file), Some(files)) = (&file, &files) {
+                // Sent with sendfile(2) by the connection.
+                match files.tokens(file) {
+                    Ok(tokens) => {
+                        for token in tokens {
+                            if tx.send(Ok(token)).await.is_err() {
+                                gone = true;
+                                break;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(Box::new(e))).await;
+                        gone = true;
+                    }
+                }
+            } else if let Some(mut file) = file {
                 // Reads from the page cache, on this thread (inline mode).
                 loop {
                     match file.read_block() {

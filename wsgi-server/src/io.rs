@@ -44,9 +44,17 @@ pub(crate) struct GuardedIo<T: AsyncRead + AsyncWrite + Unpin> {
     /// Write coalescing (see [`GuardedIo::poll_write_vectored`]): this
     /// write was already put off once, so it goes out now.
     write_deferred: bool,
+    /// The file ranges of the file-body tokens hyper will write (plain
+    /// HTTP/1 connections; see [`crate::sendfile`]).
+    files: Option<std::sync::Arc<crate::sendfile::FileQueue>>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
+    /// Send file-body tokens from `files` with `sendfile(2)`.
+    pub(crate) fn set_files(&mut self, files: std::sync::Arc<crate::sendfile::FileQueue>) {
+        self.files = Some(files);
+    }
+
     pub(crate) fn new(inner: T, limits: Limits, allow_h2: bool) -> Self {
         GuardedIo {
             inner,
@@ -59,6 +67,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
             sniffing: allow_h2,
             on_reject: None,
             write_deferred: false,
+            files: None,
             read_size: READ_MIN,
         }
     }
@@ -273,11 +282,14 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
     }
 }
 
-impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
+impl<T: crate::sendfile::Transport> AsyncWrite for GuardedIo<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         if this.defer_write(cx) {
             return Poll::Pending;
+        }
+        if crate::sendfile::token_offset(data).is_some() {
+            return crate::sendfile::poll_write_token(&mut this.inner, this.files.as_deref(), cx, data);
         }
         Pin::new(&mut this.inner).poll_write(cx, data)
     }
@@ -291,7 +303,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
         if this.defer_write(cx) {
             return Poll::Pending;
         }
-        Pin::new(&mut this.inner).poll_write_vectored(cx, bufs)
+        crate::sendfile::poll_write_vectored(&mut this.inner, this.files.as_deref(), cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -30,6 +30,7 @@ pub mod logging;
 pub mod master;
 pub mod pool;
 pub mod proxy;
+mod sendfile;
 mod server;
 mod service;
 pub mod settings;
@@ -39,6 +40,7 @@ pub mod tls;
 pub use bind::{Bind, Listener};
 pub use bridge::ResponseBody;
 pub use pool::AppPool;
+pub use sendfile::sendfile_bytes;
 pub use server::{Bound, Server, Shutdown, ShutdownHandle};
 pub use service::{SpecFuture, SpecService};
 

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use hyper::server::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{watch, Notify, Semaphore};
 use wsgi_spec::ext::ConnectionInfo;
 use wsgi_spec::{ServerInfo, SharedApp};
@@ -585,7 +584,7 @@ fn spawn_tls_conn(
 
 fn spawn_conn<S>(stream: S, info: ConnectionInfo, ctx: &AcceptCtx, permit: tokio::sync::OwnedSemaphorePermit)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: crate::sendfile::Transport,
 {
     spawn_conn_with(stream, info, ctx, permit, false);
 }
@@ -597,7 +596,7 @@ fn spawn_conn_with<S>(
     permit: tokio::sync::OwnedSemaphorePermit,
     unix: bool,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: crate::sendfile::Transport,
 {
     let service = if unix { ctx.service.for_unix_connection() } else { ctx.service.for_connection(info) };
     let builders = Arc::clone(&ctx.builders);
@@ -617,6 +616,12 @@ fn spawn_conn_with<S>(
             Ok(Ok(h2)) => h2,
             Ok(Err(_)) | Err(_) => false,
         };
+        let mut service = service;
+        if !h2 && S::SENDFILE {
+            let files = Arc::new(crate::sendfile::FileQueue::default());
+            io.set_files(Arc::clone(&files));
+            service = service.with_files(files);
+        }
         let io = TokioIo::new(io);
         if h2 {
             let conn = builders.h2.serve_connection(io, service);

@@ -36,6 +36,9 @@ pub struct SpecService {
     shared: Arc<Shared>,
     conn: Option<ConnectionInfo>,
     unix_peer: bool,
+    /// The connection sends file bodies with `sendfile(2)` (see
+    /// [`crate::sendfile`]).
+    files: Option<Arc<crate::sendfile::FileQueue>>,
 }
 
 struct Shared {
@@ -69,7 +72,7 @@ impl SpecService {
             requests: None,
             closing: std::sync::atomic::AtomicBool::new(false),
         };
-        SpecService { shared: Arc::new(shared), conn: None, unix_peer: false }
+        SpecService { shared: Arc::new(shared), conn: None, unix_peer: false, files: None }
     }
 
     /// Believe forwarding headers (`X-Forwarded-*`, `Forwarded`) only from
@@ -123,7 +126,7 @@ impl SpecService {
     /// connection's addresses and scheme go into each environ.
     #[must_use]
     pub fn for_connection(&self, conn: ConnectionInfo) -> SpecService {
-        SpecService { shared: Arc::clone(&self.shared), conn: Some(conn), unix_peer: false }
+        SpecService { shared: Arc::clone(&self.shared), conn: Some(conn), unix_peer: false, files: None }
     }
 
     /// The same service for a connection accepted on a Unix socket: its
@@ -131,7 +134,19 @@ impl SpecService {
     /// forwarding headers unless `forwarded_allow_ips` is empty.
     #[must_use]
     pub fn for_unix_connection(&self) -> SpecService {
-        SpecService { shared: Arc::clone(&self.shared), conn: Some(ConnectionInfo::default()), unix_peer: true }
+        SpecService {
+            shared: Arc::clone(&self.shared),
+            conn: Some(ConnectionInfo::default()),
+            unix_peer: true,
+            files: None,
+        }
+    }
+
+    /// File bodies become tokens for this connection's queue, which its
+    /// writer sends with `sendfile(2)`.
+    pub(crate) fn with_files(mut self, files: Arc<crate::sendfile::FileQueue>) -> SpecService {
+        self.files = Some(files);
+        self
     }
 
     /// The pool the application runs on.
@@ -271,7 +286,7 @@ impl SpecService {
         let input = Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length);
         let (environ, names, log) = self.environ_and_log(parts, input, record, started);
         let (tx, rx) = oneshot::channel();
-        let mut sink = ChannelSink::new(tx);
+        let mut sink = ChannelSink::new(tx, self.files.clone());
         let captured = sink.capture_headers(names);
         let shared = Arc::clone(&self.shared);
         let job = move || log(run::run(&*shared.app, environ, sink), captured);
@@ -349,7 +364,7 @@ impl SpecService {
             _ => None,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(inline::pump(state, running, tx, log));
+        tokio::spawn(inline::pump(state, running, tx, log, self.files.clone()));
         self.response(head, ResponseBody::stream(rx, len))
     }
 
