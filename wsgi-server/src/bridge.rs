@@ -93,12 +93,12 @@ pub(crate) struct ChannelSink {
     tx: Option<mpsc::Sender<Result<Bytes, BoxError>>>,
     /// Response headers to copy for the access log.
     capture: Option<(Vec<HeaderName>, Arc<Mutex<HeaderMap>>)>,
-    /// File bodies go out as tokens for this queue (`sendfile(2)`).
-    files: Option<Arc<crate::sendfile::FileQueue>>,
+    /// File bodies go out as tokens (`sendfile(2)`).
+    files: Option<Arc<crate::sendfile::ResponseFiles>>,
 }
 
 impl ChannelSink {
-    pub(crate) fn new(start: oneshot::Sender<Start>, files: Option<Arc<crate::sendfile::FileQueue>>) -> Self {
+    pub(crate) fn new(start: oneshot::Sender<Start>, files: Option<Arc<crate::sendfile::ResponseFiles>>) -> Self {
         ChannelSink { start: Some(start), held: None, tx: None, capture: None, files }
     }
 
@@ -207,7 +207,7 @@ impl ResponseSink for ChannelSink {
 
 /// The body of a response from a spec application, as an `http_body::Body`.
 #[derive(Debug)]
-pub struct ResponseBody(BodyKind);
+pub struct ResponseBody(BodyKind, Option<Arc<crate::sendfile::ResponseFiles>>);
 
 #[derive(Debug)]
 enum BodyKind {
@@ -219,10 +219,15 @@ enum BodyKind {
 
 impl ResponseBody {
     pub(crate) fn full(b: Bytes) -> Self {
-        ResponseBody(BodyKind::Full(Some(b)))
+        ResponseBody(BodyKind::Full(Some(b)), None)
     }
     pub(crate) fn stream(rx: mpsc::Receiver<Result<Bytes, BoxError>>, len: Option<u64>) -> Self {
-        ResponseBody(BodyKind::Stream { rx, remaining: len })
+        ResponseBody(BodyKind::Stream { rx, remaining: len }, None)
+    }
+    /// Its chunks may be file tokens from `files` (see [`crate::sendfile`]).
+    pub(crate) fn with_files(mut self, files: Option<Arc<crate::sendfile::ResponseFiles>>) -> Self {
+        self.1 = files;
+        self
     }
 }
 
@@ -231,14 +236,22 @@ impl HttpBody for ResponseBody {
     type Error = BoxError;
 
     fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        match &mut self.get_mut().0 {
-            BodyKind::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(Frame::data(b)))),
+        let ResponseBody(kind, files) = self.get_mut();
+        let files = files.as_deref();
+        let handed = |data: Bytes| {
+            if let Some(files) = files {
+                files.release(&data);
+            }
+            Frame::data(data)
+        };
+        match kind {
+            BodyKind::Full(b) => Poll::Ready(b.take().filter(|b| !b.is_empty()).map(|b| Ok(handed(b)))),
             BodyKind::Stream { rx, remaining } => match rx.poll_recv(cx) {
                 Poll::Ready(Some(Ok(data))) => {
                     if let Some(r) = remaining.as_mut() {
                         *r = r.saturating_sub(data.len() as u64);
                     }
-                    Poll::Ready(Some(Ok(Frame::data(data))))
+                    Poll::Ready(Some(Ok(handed(data))))
                 }
                 Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
                 Poll::Ready(None) => Poll::Ready(None),

@@ -140,7 +140,7 @@ pub(crate) async fn pump(
     mut running: Option<Running<InlineSink>>,
     tx: mpsc::Sender<Result<Bytes, BoxError>>,
     mut log: Option<Box<dyn FnOnce(wsgi_spec::run::Outcome) + Send>>,
-    files: Option<Arc<crate::sendfile::FileQueue>>,
+    files: Option<Arc<crate::sendfile::ResponseFiles>>,
 ) {
     loop {
         let (first, chunks, file, error) = {

@@ -70,28 +70,61 @@ impl std::fmt::Debug for FileQueue {
     }
 }
 
-impl FileQueue {
+/// The file ranges of one response's tokens that hyper has not taken yet.
+/// A range moves to the connection's [`FileQueue`] only when the response
+/// body hands its token to hyper ([`ResponseFiles::release`]), so a body
+/// dropped early (its connection gone) takes its ranges with it and the
+/// connection's queue never holds a range whose token hyper will not write.
+pub(crate) struct ResponseFiles {
+    pending: Mutex<VecDeque<Segment>>,
+    connection: Arc<FileQueue>,
+}
+
+impl std::fmt::Debug for ResponseFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFiles").finish_non_exhaustive()
+    }
+}
+
+impl ResponseFiles {
+    /// The ranges of a response on the connection whose queue is `connection`.
+    pub(crate) fn new(connection: Arc<FileQueue>) -> ResponseFiles {
+        ResponseFiles { pending: Mutex::new(VecDeque::new()), connection }
+    }
+
     /// The token for the next `len` bytes (at most [`TOKEN_MAX`]) of `file`
-    /// from `offset`; the range is queued first, so the token can be handed
-    /// to hyper at once.
-    pub(crate) fn token(&self, file: &Arc<File>, offset: u64, len: usize) -> Bytes {
+    /// from `offset`.
+    fn token(&self, file: &Arc<File>, offset: u64, len: usize) -> Bytes {
         let len = len.min(TOKEN_MAX);
-        let mut q = self.segments.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut q = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
         q.push_back(Segment { file: Arc::clone(file), offset, len });
         Bytes::from_static(TOKENS.get(..len).unwrap_or_default())
     }
 
-    /// The tokens for the whole of `file`'s body range, one at a time:
-    /// queued lazily, as `next` is called.
+    /// The tokens for the whole of `body`'s range, made one at a time.
     pub(crate) fn tokens(self: &Arc<Self>, body: &wsgi_spec::FileBody) -> io::Result<Tokens> {
         Ok(Tokens {
-            queue: Arc::clone(self),
+            files: Arc::clone(self),
             file: Arc::new(body.file().try_clone()?),
             offset: body.offset(),
             left: body.len(),
         })
     }
 
+    /// The body is handing `chunk` to hyper: if it is a token, its range
+    /// goes to the connection's queue.
+    pub(crate) fn release(&self, chunk: &[u8]) {
+        if token_offset(chunk).is_none() {
+            return;
+        }
+        let segment = self.pending.lock().unwrap_or_else(PoisonError::into_inner).pop_front();
+        if let Some(segment) = segment {
+            self.connection.segments.lock().unwrap_or_else(PoisonError::into_inner).push_back(segment);
+        }
+    }
+}
+
+impl FileQueue {
     /// Send what remains of the token whose part `at..at + len` hyper is
     /// writing, with `sendfile(2)` on `io`.
     fn poll_send<T: Transport>(&self, io: &T, cx: &mut Context<'_>, at: usize, len: usize) -> Poll<io::Result<usize>> {
@@ -119,7 +152,7 @@ impl FileQueue {
 
 /// The tokens of one file body, in order.
 pub(crate) struct Tokens {
-    queue: Arc<FileQueue>,
+    files: Arc<ResponseFiles>,
     file: Arc<File>,
     offset: u64,
     left: u64,
@@ -133,7 +166,7 @@ impl Iterator for Tokens {
             return None;
         }
         let len = usize::try_from(self.left).unwrap_or(usize::MAX).min(TOKEN_MAX);
-        let token = self.queue.token(&self.file, self.offset, len);
+        let token = self.files.token(&self.file, self.offset, len);
         self.offset += len as u64;
         self.left -= len as u64;
         Some(token)

@@ -149,6 +149,12 @@ impl SpecService {
         self
     }
 
+    /// Where a response's file tokens wait until hyper takes them, on a
+    /// connection that sends files with `sendfile(2)`.
+    fn response_files(&self) -> Option<Arc<crate::sendfile::ResponseFiles>> {
+        self.files.as_ref().map(|q| Arc::new(crate::sendfile::ResponseFiles::new(Arc::clone(q))))
+    }
+
     /// The pool the application runs on.
     #[must_use]
     pub fn pool(&self) -> &AppPool {
@@ -286,7 +292,8 @@ impl SpecService {
         let input = Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length);
         let (environ, names, log) = self.environ_and_log(parts, input, record, started);
         let (tx, rx) = oneshot::channel();
-        let mut sink = ChannelSink::new(tx, self.files.clone());
+        let files = self.response_files();
+        let mut sink = ChannelSink::new(tx, files.clone());
         let captured = sink.capture_headers(names);
         let shared = Arc::clone(&self.shared);
         let job = move || log(run::run(&*shared.app, environ, sink), captured);
@@ -298,13 +305,13 @@ impl SpecService {
             crate::io::coalesce::request();
         }
         match head {
-            Ok(Start::Complete(head, body)) => self.response(head, ResponseBody::full(body)),
+            Ok(Start::Complete(head, body)) => self.response(head, ResponseBody::full(body).with_files(files)),
             Ok(Start::Streaming(head, rx)) => {
                 let len = match head.framing {
                     Framing::Length(n) => Some(n),
                     _ => None,
                 };
-                self.response(head, ResponseBody::stream(rx, len))
+                self.response(head, ResponseBody::stream(rx, len).with_files(files))
             }
             // The job ended without a head: only when the client is gone.
             Err(_) => plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n"),
@@ -364,8 +371,9 @@ impl SpecService {
             _ => None,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        tokio::spawn(inline::pump(state, running, tx, log, self.files.clone()));
-        self.response(head, ResponseBody::stream(rx, len))
+        let files = self.response_files();
+        tokio::spawn(inline::pump(state, running, tx, log, files.clone()));
+        self.response(head, ResponseBody::stream(rx, len).with_files(files))
     }
 
     fn response(&self, head: ResponseHead, body: ResponseBody) -> Response<ResponseBody> {
