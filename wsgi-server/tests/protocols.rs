@@ -20,6 +20,41 @@ fn describe(env: Environ, sr: StartResponse) -> Result<Body, AppError> {
     )))
 }
 
+/// 300 KiB that differ from their neighbours (more than one sendfile token).
+fn file_data() -> Vec<u8> {
+    (0..300 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect()
+}
+
+/// Serves [`file_data`] from a file, as a file body.
+fn file_app(env: Environ, sr: StartResponse) -> Result<Body, AppError> {
+    let _ = env;
+    let path = std::env::temp_dir().join(format!("wsgi-protocols-file-{}", std::process::id()));
+    if !path.exists() {
+        // Whole or not at all, for tests running at once in one process.
+        let tmp = path.with_extension(format!("{:?}", std::thread::current().id()).replace(['(', ')'], ""));
+        std::fs::write(&tmp, file_data())?;
+        std::fs::rename(&tmp, &path)?;
+    }
+    sr.start(StatusCode::OK, HeaderMap::new())?;
+    Ok(Body::file(wsgi_spec::FileBody::new(std::fs::File::open(&path)?)?))
+}
+
+/// FW-7: where `sendfile(2)` cannot be used (HTTP/2 here; TLS below), a
+/// file body is read and sent like any body, byte for byte.
+#[tokio::test]
+async fn fw_7_file_body_over_h2c_is_read_and_sent() {
+    let srv = start(file_app, |s| s);
+    let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(format!("http://{}/", srv.addr)).body(Empty::<Bytes>::new()).unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.version(), Version::HTTP_2);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert!(body == file_data(), "{} bytes, not the file", body.len());
+}
+
 #[tokio::test]
 async fn h2c_prior_knowledge_is_served() {
     let srv = start(describe, |s| s);
@@ -99,6 +134,27 @@ mod tls {
         assert_eq!(resp.version(), Version::HTTP_2);
         let body = resp.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(body, "HTTP/2 https localhost");
+    }
+
+    #[tokio::test]
+    async fn fw_7_file_body_over_tls_is_read_and_sent() {
+        let srv = start(file_app, |s| s.tls(tls_files()));
+        for alpn in [&b"http/1.1"[..], b"h2"] {
+            let stream = connect(srv.addr, alpn).await;
+            let body = if alpn == b"h2" {
+                let (mut send, conn) =
+                    hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+                tokio::spawn(conn);
+                let req = Request::get("https://localhost/").body(Empty::<Bytes>::new()).unwrap();
+                send.send_request(req).await.unwrap().into_body().collect().await.unwrap().to_bytes()
+            } else {
+                let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+                tokio::spawn(conn);
+                let req = Request::get("/").header("host", "localhost").body(Empty::<Bytes>::new()).unwrap();
+                send.send_request(req).await.unwrap().into_body().collect().await.unwrap().to_bytes()
+            };
+            assert!(body == file_data(), "{}: {} bytes, not the file", String::from_utf8_lossy(alpn), body.len());
+        }
     }
 
     #[test]
