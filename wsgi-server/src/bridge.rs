@@ -19,6 +19,8 @@ use http::{HeaderMap, HeaderName};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::runtime::Handle;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::sendfile::{FileQueue, ResponseFiles};
 use wsgi_spec::driver::{Framing, ResponseHead};
 use wsgi_spec::run::ResponseSink;
 
@@ -80,9 +82,9 @@ where
 /// What the application thread hands the async side first.
 pub(crate) enum Start {
     /// The whole response is known: head and complete body.
-    Complete(ResponseHead, Bytes),
+    Complete(ResponseHead, Bytes, Option<Arc<ResponseFiles>>),
     /// The head; the body follows through the channel.
-    Streaming(ResponseHead, mpsc::Receiver<Result<Bytes, BoxError>>),
+    Streaming(ResponseHead, mpsc::Receiver<Result<Bytes, BoxError>>, Option<Arc<ResponseFiles>>),
 }
 
 /// The response sink of one request, living on an application thread.
@@ -93,13 +95,15 @@ pub(crate) struct ChannelSink {
     tx: Option<mpsc::Sender<Result<Bytes, BoxError>>>,
     /// Response headers to copy for the access log.
     capture: Option<(Vec<HeaderName>, Arc<Mutex<HeaderMap>>)>,
-    /// File bodies go out as tokens (`sendfile(2)`).
-    files: Option<Arc<crate::sendfile::ResponseFiles>>,
+    /// The connection's queue, when it sends file bodies with `sendfile(2)`.
+    connection_files: Option<Arc<FileQueue>>,
+    /// This response's file tokens, made when a file body comes.
+    files: Option<Arc<ResponseFiles>>,
 }
 
 impl ChannelSink {
-    pub(crate) fn new(start: oneshot::Sender<Start>, files: Option<Arc<crate::sendfile::ResponseFiles>>) -> Self {
-        ChannelSink { start: Some(start), held: None, tx: None, capture: None, files }
+    pub(crate) fn new(start: oneshot::Sender<Start>, connection_files: Option<Arc<FileQueue>>) -> Self {
+        ChannelSink { start: Some(start), held: None, tx: None, capture: None, connection_files, files: None }
     }
 
     /// Copy these response headers, when the head is sent, into the
@@ -125,14 +129,17 @@ impl ChannelSink {
     fn open_stream(&mut self, head: ResponseHead) -> io::Result<()> {
         let (tx, rx) = mpsc::channel(1);
         self.tx = Some(tx);
-        self.send_start(Start::Streaming(head, rx))
+        let files = self.files.clone();
+        self.send_start(Start::Streaming(head, rx, files))
     }
 }
 
 impl ResponseSink for ChannelSink {
     fn send_file(&mut self, mut file: wsgi_spec::FileBody) -> io::Result<()> {
-        match self.files.clone() {
-            Some(files) => {
+        match &self.connection_files {
+            Some(connection) => {
+                let files = Arc::new(ResponseFiles::new(Arc::clone(connection)));
+                self.files = Some(Arc::clone(&files));
                 for token in files.tokens(&file)? {
                     self.send_data(token)?;
                 }
@@ -164,7 +171,8 @@ impl ResponseSink for ChannelSink {
     fn send_data(&mut self, data: Bytes) -> io::Result<()> {
         if let Some(head) = self.held.take() {
             if head.framing == Framing::Length(data.len() as u64) {
-                return self.send_start(Start::Complete(head, data));
+                let files = self.files.clone();
+                return self.send_start(Start::Complete(head, data, files));
             }
             self.open_stream(head)?;
         }
@@ -177,7 +185,7 @@ impl ResponseSink for ChannelSink {
 
     fn finish(&mut self) -> io::Result<()> {
         if let Some(head) = self.held.take() {
-            return self.send_start(Start::Complete(head, Bytes::new()));
+            return self.send_start(Start::Complete(head, Bytes::new(), None));
         }
         // Dropping the sender ends the body.
         self.tx = None;
@@ -207,7 +215,7 @@ impl ResponseSink for ChannelSink {
 
 /// The body of a response from a spec application, as an `http_body::Body`.
 #[derive(Debug)]
-pub struct ResponseBody(BodyKind, Option<Arc<crate::sendfile::ResponseFiles>>);
+pub struct ResponseBody(BodyKind, Option<Arc<ResponseFiles>>);
 
 #[derive(Debug)]
 enum BodyKind {
@@ -225,7 +233,7 @@ impl ResponseBody {
         ResponseBody(BodyKind::Stream { rx, remaining: len }, None)
     }
     /// Its chunks may be file tokens from `files` (see [`crate::sendfile`]).
-    pub(crate) fn with_files(mut self, files: Option<Arc<crate::sendfile::ResponseFiles>>) -> Self {
+    pub(crate) fn with_files(mut self, files: Option<Arc<ResponseFiles>>) -> Self {
         self.1 = files;
         self
     }

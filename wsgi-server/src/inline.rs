@@ -46,6 +46,13 @@ pub(crate) struct State {
     error: Option<String>,
 }
 
+impl State {
+    /// The app's body is a file, not sent yet.
+    pub(crate) fn has_file(&self) -> bool {
+        self.file.is_some()
+    }
+}
+
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

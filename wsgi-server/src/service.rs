@@ -292,8 +292,7 @@ impl SpecService {
         let input = Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length);
         let (environ, names, log) = self.environ_and_log(parts, input, record, started);
         let (tx, rx) = oneshot::channel();
-        let files = self.response_files();
-        let mut sink = ChannelSink::new(tx, files.clone());
+        let mut sink = ChannelSink::new(tx, self.files.clone());
         let captured = sink.capture_headers(names);
         let shared = Arc::clone(&self.shared);
         let job = move || log(run::run(&*shared.app, environ, sink), captured);
@@ -305,8 +304,8 @@ impl SpecService {
             crate::io::coalesce::request();
         }
         match head {
-            Ok(Start::Complete(head, body)) => self.response(head, ResponseBody::full(body).with_files(files)),
-            Ok(Start::Streaming(head, rx)) => {
+            Ok(Start::Complete(head, body, files)) => self.response(head, ResponseBody::full(body).with_files(files)),
+            Ok(Start::Streaming(head, rx, files)) => {
                 let len = match head.framing {
                     Framing::Length(n) => Some(n),
                     _ => None,
@@ -371,7 +370,9 @@ impl SpecService {
             _ => None,
         };
         let (tx, rx) = tokio::sync::mpsc::channel(1);
-        let files = self.response_files();
+        // Only a response with a file body needs a place for its tokens.
+        let has_file = state.lock().unwrap_or_else(PoisonError::into_inner).has_file();
+        let files = if has_file { self.response_files() } else { None };
         tokio::spawn(inline::pump(state, running, tx, log, files.clone()));
         self.response(head, ResponseBody::stream(rx, len).with_files(files))
     }
