@@ -39,33 +39,33 @@ fn file_app(env: Environ, sr: StartResponse) -> Result<Body, AppError> {
     Ok(Body::file(wsgi_spec::FileBody::new(std::fs::File::open(&path)?)?))
 }
 
+/// `GET /` over HTTP/2 with prior knowledge: the response's version and body.
+async fn h2c_get(addr: std::net::SocketAddr) -> (Version, Bytes) {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(format!("http://{addr}/")).body(Empty::<Bytes>::new()).unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let version = resp.version();
+    (version, resp.into_body().collect().await.unwrap().to_bytes())
+}
+
 /// FW-7: where `sendfile(2)` cannot be used (HTTP/2 here; TLS below), a
 /// file body is read and sent like any body, byte for byte.
 #[tokio::test]
 async fn fw_7_file_body_over_h2c_is_read_and_sent() {
     let srv = start(file_app, |s| s);
-    let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
-    let req = Request::get(format!("http://{}/", srv.addr)).body(Empty::<Bytes>::new()).unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    assert_eq!(resp.version(), Version::HTTP_2);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let (version, body) = h2c_get(srv.addr).await;
+    assert_eq!(version, Version::HTTP_2);
     assert!(body == file_data(), "{} bytes, not the file", body.len());
 }
 
 #[tokio::test]
 async fn h2c_prior_knowledge_is_served() {
     let srv = start(describe, |s| s);
-    let stream = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    let (mut send, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
-    let req = Request::get(format!("http://{}/", srv.addr)).body(Empty::<Bytes>::new()).unwrap();
-    let resp = send.send_request(req).await.unwrap();
-    assert_eq!(resp.version(), Version::HTTP_2);
-    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let (version, body) = h2c_get(srv.addr).await;
+    assert_eq!(version, Version::HTTP_2);
     assert_eq!(body, format!("HTTP/2 http {}", srv.addr));
 }
 
