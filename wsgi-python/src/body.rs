@@ -10,8 +10,8 @@ use pyo3::types::{PyBytes, PyIterator, PyList, PyString, PyTuple};
 use wsgi_spec::{AppError, Body, BodyIter, Errors, FileBody};
 
 use crate::context;
-use crate::convert::Consts;
-use crate::objects::{app_error, log_traceback, FileWrapper};
+use crate::convert::{Consts, Responders};
+use crate::objects::{app_error, log_traceback, FileWrapper, Responder};
 
 /// Chunks up to this size are copied out of Python (see [`py_bytes`]).
 const SMALL_BODY: usize = 16 * 1024;
@@ -38,21 +38,28 @@ pub(crate) fn into_body(
     c: &Consts,
     result: Bound<'_, PyAny>,
     ctx: Bound<'_, PyAny>,
+    responder: Responder,
     errors: Errors,
 ) -> PyResult<Body> {
     if result.is_instance_of::<PyString>() || result.is_instance_of::<PyBytes>() {
+        c.responders.recycle(py, responder);
         return Err(PyTypeError::new_err(
             "the application returned a str or bytes object; it must return an iterable of bytes, e.g. [body]",
         ));
     }
-    // The common case: a list or tuple of bytes, no close() to call.
-    if let Ok(list) = result.cast::<PyList>() {
-        let chunks = list.iter().map(|i| py_bytes(&i)).collect::<PyResult<Vec<_>>>()?;
-        return Ok(Body::chunks(chunks));
-    }
-    if let Ok(tuple) = result.cast::<PyTuple>() {
-        let chunks = tuple.iter().map(|i| py_bytes(&i)).collect::<PyResult<Vec<_>>>()?;
-        return Ok(Body::chunks(chunks));
+    // The common case: a list or tuple of bytes, no close() to call; the
+    // application is done with `start_response`.
+    let chunks = if let Ok(list) = result.cast::<PyList>() {
+        Some(list.iter().map(|i| py_bytes(&i)).collect::<PyResult<Vec<_>>>())
+    } else if let Ok(tuple) = result.cast::<PyTuple>() {
+        Some(tuple.iter().map(|i| py_bytes(&i)).collect::<PyResult<Vec<_>>>())
+    } else {
+        None
+    };
+    if let Some(chunks) = chunks {
+        drop(result);
+        c.responders.recycle(py, responder);
+        return Ok(Body::chunks(chunks?));
     }
     if result.is_instance(c.file_wrapper_type(py))? {
         if let Some(body) = file_body(py, &result, &ctx, errors.clone())? {
@@ -61,7 +68,13 @@ pub(crate) fn into_body(
     }
     let iter = result.try_iter()?.unbind();
     let close = if result.hasattr("close")? { Some(result.getattr("close")?.unbind()) } else { None };
-    Ok(Body::from_body_iter(PyIterBody { iter: Some(iter), close, ctx: ctx.unbind(), errors }))
+    Ok(Body::from_body_iter(PyIterBody {
+        iter: Some(iter),
+        close,
+        ctx: ctx.unbind(),
+        errors,
+        responder: Some((responder, c.responders.clone())),
+    }))
 }
 
 /// A `wsgi.file_wrapper` result over a regular file: send the file itself.
@@ -113,6 +126,8 @@ struct PyIterBody {
     close: Option<Py<PyAny>>,
     ctx: Py<PyAny>,
     errors: Errors,
+    /// The request's `start_response`, for reuse once the body is closed.
+    responder: Option<(Responder, Responders)>,
 }
 
 impl BodyIter for PyIterBody {
@@ -141,6 +156,9 @@ impl Drop for PyIterBody {
                 if let Err(e) = context::run(self.ctx.bind(py), || close.bind(py).call0()) {
                     log_traceback(py, &e, &self.errors);
                 }
+            }
+            if let Some((r, free)) = self.responder.take() {
+                free.recycle(py, r);
             }
         });
     }

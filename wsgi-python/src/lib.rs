@@ -381,9 +381,15 @@ impl Application for PythonApp {
                 .map_err(|e| objects::app_error(py, e, &errors))?;
             // The request's own contextvars context (see `context`).
             let ctx = context::copy_current(py).map_err(|e| objects::app_error(py, e, &errors))?;
-            let result = context::run(&ctx, || self.app.bind(py).call1((dict, sr)))
-                .map_err(|e| objects::app_error(py, e, &errors))?;
-            body::into_body(py, &self.consts, result, ctx, errors.clone())
+            let result = context::run(&ctx, || self.app.bind(py).call1((dict, sr.func.bind(py))));
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    self.consts.responders.recycle(py, sr);
+                    return Err(objects::app_error(py, e, &errors));
+                }
+            };
+            body::into_body(py, &self.consts, result, ctx, sr, errors.clone())
                 .map_err(|e| objects::app_error(py, e, &errors))
         })
     }

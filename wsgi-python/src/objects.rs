@@ -183,16 +183,63 @@ impl ErrorStream {
     }
 }
 
-/// `start_response(status, response_headers, exc_info=None)`.
+/// The object behind a request's `start_response`: the application gets
+/// its bound method `start_response` (a fast call, no argument tuple), and
+/// calling it returns [`WriteFn`]. Both are reused for later requests when
+/// nothing else holds them (see [`Responder`]).
 #[pyclass(frozen, module = "wsgi_rs", name = "StartResponse")]
 pub(crate) struct StartResponseFn {
-    inner: StartResponse,
+    inner: Mutex<Option<StartResponse>>,
+    write: Py<WriteFn>,
 }
 
-impl StartResponseFn {
-    pub(crate) fn new(inner: StartResponse) -> Self {
-        StartResponseFn { inner }
+/// A `start_response` callable and the object behind it, kept together so
+/// they can be reused: a request's objects are handed to the next request
+/// only when the application kept no reference to them ([`exclusive`]).
+///
+/// [`exclusive`]: Responder::exclusive
+pub(crate) struct Responder {
+    /// The bound method `obj.start_response`: what the application gets.
+    pub(crate) func: Py<PyAny>,
+    obj: Py<StartResponseFn>,
+}
+
+impl Responder {
+    pub(crate) fn new(py: Python<'_>) -> PyResult<Responder> {
+        let write = Py::new(py, WriteFn { inner: Mutex::new(None) })?;
+        let obj = Py::new(py, StartResponseFn { inner: Mutex::new(None), write })?;
+        let func = obj.bind(py).getattr(pyo3::intern!(py, "start_response"))?.unbind();
+        Ok(Responder { func, obj })
     }
+
+    /// Serve `inner`'s request.
+    pub(crate) fn arm(&self, inner: StartResponse) {
+        *lock(&self.obj.get().inner) = Some(inner);
+    }
+
+    /// True when only this value holds the objects: the bound method, its
+    /// `self` (referenced by this value and by the bound method) and the
+    /// `write` callable (referenced by its `StartResponse` object only).
+    pub(crate) fn exclusive(&self, _py: Python<'_>) -> bool {
+        // SAFETY: reading reference counts with the GIL held (the token).
+        unsafe {
+            pyo3::ffi::Py_REFCNT(self.func.as_ptr()) == 1
+                && pyo3::ffi::Py_REFCNT(self.obj.as_ptr()) == 2
+                && pyo3::ffi::Py_REFCNT(self.obj.get().write.as_ptr()) == 1
+        }
+    }
+
+    /// Forget the request (so its state is dropped now, not at the next
+    /// request); only when [`exclusive`](Responder::exclusive).
+    pub(crate) fn disarm(&self) {
+        let obj = self.obj.get();
+        lock(&obj.inner).take();
+        lock(&obj.write.get().inner).take();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn parse_status(status: &Bound<'_, PyAny>) -> PyResult<Status> {
@@ -246,14 +293,15 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderMap> {
 
 #[pymethods]
 impl StartResponseFn {
+    /// `start_response(status, response_headers, exc_info=None)`.
     #[pyo3(signature = (status, response_headers, exc_info=None))]
-    fn __call__(
+    fn start_response(
         &self,
         py: Python<'_>,
         status: &Bound<'_, PyAny>,
         response_headers: &Bound<'_, PyAny>,
         exc_info: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<WriteFn> {
+    ) -> PyResult<Py<WriteFn>> {
         let status = parse_status(status)?;
         let headers = parse_headers(response_headers)?;
         let exc: Option<AppError> = match exc_info {
@@ -265,8 +313,15 @@ impl StartResponseFn {
             }
             _ => None,
         };
-        match self.inner.call(status, headers, exc) {
-            Ok(write) => Ok(WriteFn { inner: write }),
+        let result = match &*lock(&self.inner) {
+            Some(inner) => inner.call(status, headers, exc),
+            None => return Err(PyValueError::new_err("start_response called outside of a request")),
+        };
+        match result {
+            Ok(write) => {
+                *lock(&self.write.get().inner) = Some(write);
+                Ok(self.write.clone_ref(py))
+            }
             Err(wsgi_spec::Error::HeadersSent(original)) => match original.downcast::<PyAppError>() {
                 // Re-raise the application's own exception (SR-13).
                 Ok(e) => Err(e.err),
@@ -280,7 +335,7 @@ impl StartResponseFn {
 /// The `write(data)` callable.
 #[pyclass(frozen, module = "wsgi_rs", name = "Write")]
 pub(crate) struct WriteFn {
-    inner: Write,
+    inner: Mutex<Option<Write>>,
 }
 
 #[pymethods]
@@ -290,7 +345,9 @@ impl WriteFn {
             .cast::<PyBytes>()
             .map_err(|_| PyTypeError::new_err(format!("write() argument must be bytes, not {}", type_name(data))))?;
         let bytes = Bytes::copy_from_slice(b.as_bytes());
-        let inner = &self.inner;
+        let Some(inner) = lock(&self.inner).clone() else {
+            return Err(PyValueError::new_err("write() called outside of a request"));
+        };
         py.detach(|| inner.write(bytes)).map_err(|e| match e {
             wsgi_spec::Error::Disconnected(io) => PyOSError::new_err(format!("client disconnected: {io}")),
             other => PyValueError::new_err(other.to_string()),

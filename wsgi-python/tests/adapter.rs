@@ -65,6 +65,47 @@ fn environ_is_a_dict_of_latin1_native_strings() {
     }
 }
 
+/// Request `i` of a mixed sequence: the environ is built from a template
+/// the earlier requests shaped (keys they had and this one lacks, values
+/// that differ), so every shape follows every other.
+fn mixed_request(i: usize) -> http::Request<Bytes> {
+    let b = match i % 6 {
+        0 => http::Request::get("/").header("Host", "example.com"),
+        1 => http::Request::get(format!("/a?x={i}")).header("X-A", i.to_string()).header("Cookie", "c=1"),
+        2 => http::Request::post("/form")
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .header("Content-Length", "3"),
+        3 => http::Request::get("/").header("X-A", "same").header("Host", "example.com:8080"),
+        4 => http::Request::head("/h").version(http::Version::HTTP_10),
+        _ => http::Request::get("/caf%C3%A9").header("X-Latin", http::HeaderValue::from_bytes(b"caf\xe9").unwrap()),
+    };
+    // Requests 20..50 carry many other headers: none fits the template.
+    let b = if (20..50).contains(&i) {
+        (0..8).fold(b, |b, j| b.header(format!("X-H{j}"), format!("{}", i * j)))
+    } else {
+        b
+    };
+    let body = if i % 6 == 2 { Bytes::from(format!("n={}", i % 10)) } else { Bytes::new() };
+    b.body(body).unwrap()
+}
+
+#[test]
+fn env_14_each_environ_holds_its_own_request_whatever_came_before() {
+    let warm = client("pep_apps:environ_and_input");
+    for i in 0..80 {
+        let got = warm.request(mixed_request(i));
+        // A new app has no template: what the environ must be.
+        let want = client("pep_apps:environ_and_input").request(mixed_request(i));
+        assert_eq!(want.status, 200);
+        assert_eq!(
+            String::from_utf8_lossy(&got.body),
+            String::from_utf8_lossy(&want.body),
+            "request {i} after {} others",
+            i
+        );
+    }
+}
+
 #[test]
 fn input_methods_read_the_body() {
     let c = client("pep_apps:echo_input");
@@ -142,6 +183,29 @@ fn start_response_checks_its_arguments() {
     let c = client("pep_apps:returns_str");
     assert_eq!(c.get("/").status, 500);
     assert!(c.errors().join("\n").contains("returned a str"), "{:?}", c.errors());
+}
+
+#[test]
+fn sr_10_kept_start_response_and_write_stay_bound_to_their_request() {
+    let c = client("pep_apps:kept_callables");
+    assert_eq!(c.get("/").body, "kept");
+    for _ in 0..3 {
+        // Each later request gets its own objects; the kept ones still
+        // belong to the first request, which is over.
+        let body = String::from_utf8(c.get("/").body.to_vec()).unwrap();
+        assert!(body.starts_with("fresh "), "{body}");
+        assert!(!body.contains("-ok"), "a kept callable acted on a later request: {body}");
+    }
+    // Requests whose objects are reused (a list body, a lazy generator)
+    // still see their own start_response.
+    let c = client("pep_apps:lazy_generator");
+    for path in ["/a", "/b", "/c"] {
+        assert_eq!(c.get(path).body, path);
+    }
+    let c = client("pep_apps:hello");
+    for _ in 0..3 {
+        assert_eq!(c.get("/").body, "Hello, World!\n");
+    }
 }
 
 #[test]

@@ -447,13 +447,14 @@ fn run_worker(
             return WORKER_BOOT_ERROR;
         }
     };
-    let io_threads = if inline { 1 } else { std::thread::available_parallelism().map_or(2, |n| n.get()) };
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(io_threads)
-        .thread_name("wsgi-io")
-        .enable_all()
-        .build()
-    {
+    let mut builder = if inline {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
+        b
+    };
+    let rt = match builder.thread_name("wsgi-io").enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             tracing::error!("worker cannot start its runtime: {e}");

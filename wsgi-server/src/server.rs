@@ -280,7 +280,8 @@ impl Server {
     }
 
     /// Runtime (I/O) threads used by [`Bound::run_until`]; 0, the default,
-    /// means one per CPU.
+    /// means one per CPU. With 1, a current-thread runtime serves on the
+    /// thread that calls `run_until`.
     #[must_use]
     pub fn io_threads(mut self, n: usize) -> Server {
         self.io_threads = n;
@@ -465,10 +466,17 @@ impl Bound {
     /// # Errors
     /// As [`serve`](Bound::serve), or when the runtime cannot start.
     pub fn run_until(self, app: SharedApp, stop: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        if self.server.io_threads > 0 {
-            builder.worker_threads(self.server.io_threads);
-        }
+        // One I/O thread: a current-thread runtime runs every task on the
+        // calling thread, without the work-stealing scheduler's bookkeeping.
+        let mut builder = if self.server.io_threads == 1 {
+            tokio::runtime::Builder::new_current_thread()
+        } else {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            if self.server.io_threads > 0 {
+                b.worker_threads(self.server.io_threads);
+            }
+            b
+        };
         let rt = builder.thread_name("wsgi-io").enable_all().build().map_err(Error::Io)?;
         let handle = self.shutdown_handle();
         rt.block_on(async move {

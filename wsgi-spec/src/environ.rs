@@ -298,6 +298,49 @@ impl StackStr {
         s
     }
 
+    /// A port in decimal, without the formatting machinery (every request
+    /// spells two).
+    fn port(p: u16) -> StackStr {
+        let mut s = StackStr { buf: [0; 48], len: 0 };
+        s.push_decimal(p);
+        s
+    }
+
+    /// An address as `Display` spells it; IPv4 (the common case) directly.
+    fn addr(a: IpAddr) -> StackStr {
+        match a {
+            IpAddr::V4(v4) => {
+                let mut s = StackStr { buf: [0; 48], len: 0 };
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        s.buf[s.len] = b'.';
+                        s.len += 1;
+                    }
+                    s.push_decimal(u16::from(octet));
+                }
+                s
+            }
+            IpAddr::V6(_) => StackStr::format(a),
+        }
+    }
+
+    /// Append `n` in decimal (at most 5 digits; the buffer has room).
+    fn push_decimal(&mut self, mut n: u16) {
+        let mut digits = [0u8; 5];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let tail = &digits[i..];
+        self.buf[self.len..self.len + tail.len()].copy_from_slice(tail);
+        self.len += tail.len();
+    }
+
     fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
     }
@@ -508,8 +551,8 @@ impl Environ {
     pub fn for_each_cgi_var<'a>(&'a self, mut f: impl FnMut(CgiKey<'a>, &[u8])) {
         self.visit(|key, value| match value {
             CoreValue::Bytes(b) => f(key, &b),
-            CoreValue::Port(p) => f(key, StackStr::format(p).as_bytes()),
-            CoreValue::Addr(a) => f(key, StackStr::format(a).as_bytes()),
+            CoreValue::Port(p) => f(key, StackStr::port(p).as_bytes()),
+            CoreValue::Addr(a) => f(key, StackStr::addr(a).as_bytes()),
         });
     }
 

@@ -681,6 +681,27 @@ fn env_14_for_each_cgi_var_lists_what_cgi_vars_lists() {
 }
 
 #[test]
+fn env_14_for_each_cgi_var_spells_addresses_and_ports_as_display_does() {
+    let peers = ["0.0.0.0:0", "1.2.3.4:5", "10.0.0.10:80", "127.0.0.1:65535", "255.255.255.255:1000", "100.20.3.0:9"];
+    let locals = ["[::1]:8000", "[::ffff:10.1.2.3]:10", "192.168.100.200:443", "9.9.9.9:59999"];
+    for (peer, local) in peers.iter().zip(locals.iter().cycle()) {
+        let peer: SocketAddr = peer.parse().expect("addr");
+        let local: SocketAddr = local.parse().expect("addr");
+        let conn = ConnectionInfo { peer: Some(peer), local: Some(local), secure: false };
+        // No Host: SERVER_NAME and SERVER_PORT come from the local address.
+        let env = with_conn(Request::get("/").version(Version::HTTP_10), conn);
+        let mut seen = std::collections::HashMap::new();
+        env.for_each_cgi_var(|key, value| {
+            seen.insert(key.to_key().into_owned(), value.to_vec());
+        });
+        let want = |k: &str| seen.get(k).map(Vec::as_slice);
+        assert_eq!(want("REMOTE_ADDR"), Some(peer.ip().to_string().as_bytes()), "{peer}");
+        assert_eq!(want("REMOTE_PORT"), Some(peer.port().to_string().as_bytes()), "{peer}");
+        assert_eq!(want("SERVER_PORT"), Some(local.port().to_string().as_bytes()), "{local}");
+    }
+}
+
+#[test]
 fn env_14_core_keys_index_their_names() {
     assert_eq!(CoreKey::ALL.len(), CORE_CGI_KEYS.len() + 1);
     for (i, key) in CoreKey::ALL.iter().enumerate() {

@@ -160,3 +160,45 @@ class Nested:
 
 
 not_callable = 42
+
+
+_kept = []
+
+
+def kept_callables(environ, start_response):
+    """The first request keeps its start_response and write; later requests
+    report whether they got the same objects and what calling the kept ones
+    does now (the server reuses these objects between requests only when the
+    application kept no reference)."""
+    if not _kept:
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        _kept.append((start_response, write))
+        return [b"kept"]
+    old_sr, old_write = _kept[0]
+    out = [b"same" if old_sr is start_response else b"fresh"]
+    for name, call in (("write", lambda: old_write(b"x")), ("sr", lambda: old_sr("200 OK", []))):
+        try:
+            call()
+            out.append(b" %s-ok" % name.encode())
+        except Exception as e:
+            out.append(b" %s-%s" % (name.encode(), type(e).__name__.encode()))
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return out
+
+
+def lazy_generator(environ, start_response):
+    """start_response inside the first iteration, body from a generator."""
+    yield b""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield environ["PATH_INFO"].encode("latin-1")
+
+
+def environ_and_input(environ, start_response):
+    """environ_dump, then the request body as read from wsgi.input."""
+    lines = []
+    for k in sorted(environ):
+        v = environ[k]
+        lines.append("%s=%s" % (k, v) if isinstance(v, str) else "%s:%s" % (k, type(v).__name__))
+    lines.append("body=" + environ["wsgi.input"].read().decode("latin-1"))
+    start_response("200 OK", [("Content-Type", "text/plain; charset=latin-1")])
+    return ["\n".join(lines).encode("latin-1")]
