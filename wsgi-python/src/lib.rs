@@ -300,6 +300,61 @@ pub(crate) fn keep_thread_state() {
     });
 }
 
+thread_local! {
+    /// The thread state this thread's event loop holds the GIL with, while
+    /// it is busy (see [`loop_busy`]); null when it does not hold it.
+    static LOOP_GIL: std::cell::Cell<*mut pyo3::ffi::PyThreadState> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
+/// For an event-loop thread that runs Python applications inline: take the
+/// GIL when the loop wakes up with work, so the requests it runs before it
+/// sleeps again ([`loop_idle`]) do not each take and release it. Python
+/// code running on the loop still hands the GIL to other Python threads at
+/// the interpreter's switch interval; Rust work between requests does not,
+/// so a loop that never sleeps should call [`loop_idle`] then `loop_busy`
+/// every few milliseconds.
+///
+/// Does nothing when the interpreter is not initialised or this thread
+/// already holds the GIL this way.
+///
+/// # Blocking
+/// Waits for the GIL.
+pub fn loop_busy() {
+    if LOOP_GIL.with(|c| !c.get().is_null()) || unsafe { pyo3::ffi::Py_IsInitialized() } == 0 {
+        return;
+    }
+    keep_thread_state();
+    // SAFETY: the interpreter is initialised; this thread has a thread
+    // state (kept above) and does not hold the GIL (we are outside any
+    // Python call: hooks run between tasks), so it may restore it.
+    unsafe {
+        if pyo3::ffi::PyGILState_Check() == 1 {
+            return;
+        }
+        let ts = pyo3::ffi::PyGILState_GetThisThreadState();
+        if ts.is_null() {
+            return;
+        }
+        pyo3::ffi::PyEval_RestoreThread(ts);
+        LOOP_GIL.with(|c| c.set(ts));
+    }
+}
+
+/// Release the GIL [`loop_busy`] took (before the loop sleeps, and before
+/// the thread ends or runs anything else).
+pub fn loop_idle() {
+    LOOP_GIL.with(|c| {
+        if !c.get().is_null() {
+            // SAFETY: this thread holds the GIL since `loop_busy` (every
+            // Python call in between released what it took).
+            unsafe {
+                pyo3::ffi::PyEval_SaveThread();
+            }
+            c.set(std::ptr::null_mut());
+        }
+    });
+}
+
 /// Call in a single-threaded parent just before `fork()` when the
 /// interpreter is initialised (an app was preloaded): takes the GIL and
 /// Python's fork locks (`PyOS_BeforeFork`).

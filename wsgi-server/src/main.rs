@@ -448,7 +448,11 @@ fn run_worker(
         }
     };
     let mut builder = if inline {
-        tokio::runtime::Builder::new_current_thread()
+        // One thread runs the loop and the app: it holds the GIL while it
+        // has work, not once per request (see wsgi_python::loop_busy).
+        let mut b = tokio::runtime::Builder::new_current_thread();
+        b.on_thread_unpark(wsgi_python::loop_busy).on_thread_park(wsgi_python::loop_idle);
+        b
     } else {
         let mut b = tokio::runtime::Builder::new_multi_thread();
         b.worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()));
@@ -477,15 +481,33 @@ fn run_worker(
     let result = rt.block_on(async move {
         tokio::spawn(worker_signals(handle.clone(), logs, config.clone(), readiness));
         tokio::spawn(watch.run(handle));
+        if inline {
+            tokio::spawn(let_python_threads_run());
+        }
         ctx.heartbeat.ready();
         bound.serve(app).await
     });
+    wsgi_python::loop_idle();
+    drop(rt);
     match result {
         Ok(()) => 0,
         Err(e) => {
             tracing::error!("worker stopped: {e}");
             1
         }
+    }
+}
+
+/// An inline worker's loop holds the GIL while it is busy; a loop that
+/// stays busy with Rust work (static files, say) gives other Python threads
+/// their turn every 10 ms here.
+async fn let_python_threads_run() {
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        wsgi_python::loop_idle();
+        wsgi_python::loop_busy();
     }
 }
 

@@ -703,6 +703,27 @@ fn thread_local_reaches_the_body(threads: usize) {
     }
 }
 
+/// A background Python thread keeps running between requests and while
+/// requests come: the server's threads hold the GIL only while they run
+/// Python (an inline worker holds it while its loop is busy, and lets go
+/// when the loop waits and every few milliseconds).
+fn background_threads_keep_running(threads: usize) {
+    let srv = Server::start(PEP_APP, threads, &[]);
+    let ticks = |srv: &Server| text(&srv.get("/ctx/background")).parse::<u64>().unwrap();
+    let t0 = ticks(&srv);
+    // Idle: the thread sleeps 1 ms per tick; a few hundred in 500 ms.
+    std::thread::sleep(Duration::from_millis(500));
+    let t1 = ticks(&srv);
+    assert!(t1 - t0 >= 150, "{} ticks in 500 ms while the server was idle", t1 - t0);
+    // Busy: requests back to back for 500 ms.
+    let start = Instant::now();
+    let mut last = t1;
+    while start.elapsed() < Duration::from_millis(500) {
+        last = ticks(&srv);
+    }
+    assert!(last - t1 >= 150, "{} ticks in 500 ms of back-to-back requests", last - t1);
+}
+
 fn flask_upload(threads: usize) {
     let srv = Server::start("flask_app:app", threads, &[]);
     let file = pseudo_random(10 << 20, 42);
@@ -834,6 +855,7 @@ both_modes! {
     flask_stream_with_context => flask_stream_with_context;
     contextvars_from_call_to_body => contextvars_reach_the_body;
     thread_local_from_call_to_body => thread_local_reaches_the_body;
+    background_python_threads_keep_running => background_threads_keep_running;
     flask_10mib_upload => flask_upload;
     django => django_routes;
     django_10mib_upload => django_upload;

@@ -411,6 +411,27 @@ def thread_local_route(environ, start_response):
     return body()
 
 
+
+BACKGROUND = {"ticks": 0, "thread": None}
+
+
+def _background_loop():
+    import time
+    while True:
+        time.sleep(0.001)
+        BACKGROUND["ticks"] += 1
+
+
+def background_route(environ, start_response):
+    """How many times a background Python thread (started by the first
+    request) has woken up: it needs the GIL each time, so it stalls if the
+    server's thread keeps the GIL while it waits for requests."""
+    if BACKGROUND["thread"] is None:
+        BACKGROUND["thread"] = threading.Thread(target=_background_loop, daemon=True)
+        BACKGROUND["thread"].start()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [str(BACKGROUND["ticks"]).encode()]
+
 UNVALIDATED = {
     "/err/before": raise_before,
     "/err/after_chunked": raise_after_chunked,
@@ -419,6 +440,7 @@ UNVALIDATED = {
     "/raw/file_wrapper": raw_file_wrapper,
     "/ctx/contextvars": contextvars_route,
     "/ctx/thread_local": thread_local_route,
+    "/ctx/background": background_route,
 }
 
 
