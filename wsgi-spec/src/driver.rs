@@ -337,16 +337,9 @@ fn declared_length(headers: &HeaderMap) -> Result<Option<u64>, Error> {
     Ok(Some(n))
 }
 
-/// A `Content-Length` value. Spelled into a per-thread block shared by the
-/// values made from it: one allocation per few hundred responses instead of
-/// two per response (`HeaderValue::from(u64)` makes a buffer, then a shared
-/// header for it when hyper clones it).
-fn length_value(n: u64) -> HeaderValue {
-    use std::cell::RefCell;
-    thread_local! {
-        static BLOCK: RefCell<bytes::BytesMut> = RefCell::new(bytes::BytesMut::new());
-    }
-    let mut digits = [0u8; 20];
+/// `n` in decimal, spelled at the end of `digits` (without the formatting
+/// machinery: every response and every environ spells numbers).
+pub(crate) fn decimal(n: u64, digits: &mut [u8; 20]) -> &[u8] {
     let mut at = digits.len();
     let mut rest = n;
     loop {
@@ -358,7 +351,20 @@ fn length_value(n: u64) -> HeaderValue {
             break;
         }
     }
-    let spelled = &digits[at..];
+    &digits[at..]
+}
+
+/// A `Content-Length` value. Spelled into a per-thread block shared by the
+/// values made from it: one allocation per few hundred responses instead of
+/// two per response (`HeaderValue::from(u64)` makes a buffer, then a shared
+/// header for it when hyper clones it).
+fn length_value(n: u64) -> HeaderValue {
+    use std::cell::RefCell;
+    thread_local! {
+        static BLOCK: RefCell<bytes::BytesMut> = RefCell::new(bytes::BytesMut::new());
+    }
+    let mut digits = [0u8; 20];
+    let spelled = decimal(n, &mut digits);
     BLOCK
         .try_with(|block| {
             let mut block = block.borrow_mut();

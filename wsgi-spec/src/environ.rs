@@ -325,18 +325,9 @@ impl StackStr {
     }
 
     /// Append `n` in decimal (at most 5 digits; the buffer has room).
-    fn push_decimal(&mut self, mut n: u16) {
-        let mut digits = [0u8; 5];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let tail = &digits[i..];
+    fn push_decimal(&mut self, n: u16) {
+        let mut digits = [0u8; 20];
+        let tail = crate::driver::decimal(u64::from(n), &mut digits);
         self.buf[self.len..self.len + tail.len()].copy_from_slice(tail);
         self.len += tail.len();
     }
