@@ -211,6 +211,8 @@ pub(crate) struct Guard {
     chunked_total: u64,
     /// Chunk extension bytes of the current chunked body so far (hyper's count).
     chunk_ext_total: u64,
+    /// Request heads completed so far.
+    heads: u64,
 }
 
 /// Where the guard is in the message stream.
@@ -584,7 +586,7 @@ impl Trailers {
 impl Guard {
     /// A guard for a new connection, expecting a request head.
     pub(crate) fn new(limits: Limits) -> Self {
-        Self { limits, state: State::Head(Head::default()), chunked_total: 0, chunk_ext_total: 0 }
+        Self { limits, state: State::Head(Head::default()), chunked_total: 0, chunk_ext_total: 0, heads: 0 }
     }
 
     /// Validates received bytes and says how many may be passed on.
@@ -639,6 +641,13 @@ impl Guard {
         }
     }
 
+    /// Waiting for (or inside) a request head: between messages or before
+    /// the end of a head. The `u64` counts the heads completed so far, so a
+    /// caller timing a head can tell a new one from the one it timed.
+    pub(crate) fn awaiting_head(&self) -> Option<u64> {
+        matches!(self.state, State::Head(_)).then_some(self.heads)
+    }
+
     /// Handles the bytes at the front of `buf` (non-empty) in the current
     /// state; returns how many may be released (0 = need more data).
     fn step(&mut self, buf: &[u8]) -> Result<usize, Reject> {
@@ -648,6 +657,7 @@ impl Guard {
             State::Head(head) => match head.feed(buf, &limits)? {
                 HeadStep::Hold => Ok(0),
                 HeadStep::Done { len, body } => {
+                    self.heads += 1;
                     self.state = match body {
                         Body::None => State::Head(Head::default()),
                         Body::Length(n) => State::Length(n),

@@ -47,6 +47,15 @@ pub(crate) struct GuardedIo<T: AsyncRead + AsyncWrite + Unpin> {
     /// The file ranges of the file-body tokens hyper will write (plain
     /// HTTP/1 connections; see [`crate::sendfile`]).
     files: Option<std::sync::Arc<crate::sendfile::FileQueue>>,
+    /// How long a request head may take, from when the connection starts
+    /// waiting for it (an idle keep-alive connection included).
+    head_timeout: Option<std::time::Duration>,
+    /// The head being timed: when the wait for it began, and the guard's
+    /// count of completed heads then.
+    head_since: Option<(tokio::time::Instant, u64)>,
+    /// Wakes the connection at (or before) the head's deadline. Made once
+    /// and reset only when it fires, not for every request.
+    head_timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
@@ -69,7 +78,46 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
             write_deferred: false,
             files: None,
             read_size: READ_MIN,
+            head_timeout: None,
+            head_since: None,
+            head_timer: None,
         }
+    }
+
+    /// Close an HTTP/1 connection whose request head (or the wait for the
+    /// next one on an idle keep-alive connection) takes longer than
+    /// `timeout`.
+    pub(crate) fn head_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.head_timeout = Some(timeout);
+        self
+    }
+
+    /// The read found nothing: while a request head is awaited, make sure
+    /// the connection is woken at its deadline, and fail the read past it.
+    fn poll_head_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let Some(timeout) = self.head_timeout else { return Poll::Pending };
+        let Some(heads) = self.guard.as_ref().and_then(Guard::awaiting_head) else {
+            return Poll::Pending;
+        };
+        let now = tokio::time::Instant::now();
+        let since = match self.head_since {
+            Some((t, n)) if n == heads => t,
+            _ => {
+                self.head_since = Some((now, heads));
+                now
+            }
+        };
+        let deadline = since + timeout;
+        let timer = self.head_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        // The timer may be set for an earlier head's deadline: when it
+        // fires early, it is set again.
+        while std::future::Future::poll(timer.as_mut(), cx).is_ready() {
+            if tokio::time::Instant::now() >= deadline {
+                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head timed out")));
+            }
+            timer.as_mut().reset(deadline);
+        }
+        Poll::Pending
     }
 
     pub(crate) fn on_reject(mut self, f: impl FnOnce(Reject) + Send + 'static) -> Self {
@@ -197,7 +245,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedIo<T> {
                 let spare = this.buf.spare_capacity_mut();
                 let room = spare.len();
                 let mut rb = ReadBuf::uninit(spare);
-                std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+                if Pin::new(&mut this.inner).poll_read(cx, &mut rb)?.is_pending() {
+                    return this.poll_head_deadline(cx);
+                }
                 (rb.filled().len(), rb.filled().len() == room)
             };
             if full && this.read_size < READ_MAX {

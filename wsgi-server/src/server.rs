@@ -386,9 +386,10 @@ impl Bound {
             .inline(server.inline, tokio::runtime::Handle::current().metrics().num_workers())
             .count_requests(server.requests.clone());
         let mut h1 = http1::Builder::new();
-        h1.timer(TokioTimer::new())
-            .header_read_timeout(server.keep_alive)
-            .keep_alive(true)
+        // No hyper timer: the head-read timeout (`keep_alive`) is
+        // GuardedIo's, one timer per connection instead of one reset per
+        // request.
+        h1.keep_alive(true)
             .half_close(true)
             // The guard enforces the head limits; hyper must never be the
             // stricter one.
@@ -611,7 +612,7 @@ fn spawn_conn_with<S>(
     let state = Arc::clone(&ctx.state);
     let mut shutdown = ctx.shutdown.clone();
     let peer = info.peer;
-    let mut io = GuardedIo::new(stream, ctx.limits, ctx.http2).on_reject(move |r| {
+    let mut io = GuardedIo::new(stream, ctx.limits, ctx.http2).head_timeout(ctx.builders.first_byte_timeout).on_reject(move |r| {
         tracing::info!(target: "wsgi_server::http", peer = ?peer, status = r.status, "refused a malformed request: {}", r.reason);
     });
     state.active.fetch_add(1, Ordering::AcqRel);
@@ -663,30 +664,70 @@ async fn drive<C, O>(
 ) where
     C: Future<Output = O>,
 {
+    if !serve_until_shutdown(conn.as_mut(), shutdown).await {
+        return;
+    }
+    // A graceful stop: every response now says `Connection: close` (see
+    // SpecService::begin_closing), so busy connections end after their
+    // current request. A connection that was accepted but has not sent its
+    // request yet, or an idle keep-alive one, still gets to send one (hyper
+    // would drop it at once): only after the keep-alive time is it closed.
+    tokio::select! {
+        biased;
+        _ = conn.as_mut() => return,
+        () = tokio::time::sleep(grace) => {}
+        () = wait_until(shutdown, |s| s == Shutdown::Immediate) => return,
+    }
+    graceful(conn.as_mut());
     tokio::select! {
         biased;
         _ = conn.as_mut() => {}
-        () = wait_until(shutdown, |s| s != Shutdown::Running) => {
-            // A graceful stop: every response now says `Connection: close`
-            // (see SpecService::begin_closing), so busy connections end after
-            // their current request. A connection that was accepted but has
-            // not sent its request yet, or an idle keep-alive one, still gets
-            // to send one (hyper would drop it at once): only after the
-            // keep-alive time is it closed.
-            tokio::select! {
-                biased;
-                _ = conn.as_mut() => return,
-                () = tokio::time::sleep(grace) => {}
-                () = wait_until(shutdown, |s| s == Shutdown::Immediate) => return,
-            }
-            graceful(conn.as_mut());
-            tokio::select! {
-                biased;
-                _ = conn.as_mut() => {}
-                () = wait_until(shutdown, |s| s == Shutdown::Immediate) => {}
-            }
+        () = wait_until(shutdown, |s| s == Shutdown::Immediate) => {}
+    }
+}
+
+/// Run `conn` until it ends (false) or a shutdown begins (true).
+///
+/// Unlike a `select!` over both, the shutdown watch is polled only when its
+/// own waker fired: a connection task is polled for every request, and
+/// re-polling the watch each time locks its waiter list.
+async fn serve_until_shutdown<C: Future>(
+    mut conn: std::pin::Pin<&mut C>,
+    shutdown: &mut watch::Receiver<Shutdown>,
+) -> bool {
+    /// Wakes the connection task and records that the watch changed.
+    struct Flag {
+        fired: std::sync::atomic::AtomicBool,
+        task: atomic_waker::AtomicWaker,
+    }
+    impl std::task::Wake for Flag {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.fired.store(true, Ordering::Release);
+            self.task.wake();
         }
     }
+    // Fired at first, so the watch is polled once (and registers).
+    let flag =
+        Arc::new(Flag { fired: std::sync::atomic::AtomicBool::new(true), task: atomic_waker::AtomicWaker::new() });
+    let waker = std::task::Waker::from(Arc::clone(&flag));
+    let stop = wait_until(shutdown, |s| s != Shutdown::Running);
+    tokio::pin!(stop);
+    std::future::poll_fn(|cx| {
+        if conn.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(false);
+        }
+        flag.task.register(cx.waker());
+        if flag.fired.swap(false, Ordering::AcqRel)
+            && stop.as_mut().poll(&mut std::task::Context::from_waker(&waker)).is_ready()
+        {
+            return std::task::Poll::Ready(true);
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 /// Wait until the shutdown state satisfies `f` (or the sender is gone).

@@ -350,3 +350,84 @@ fn unix_socket_peers_are_trusted_for_forwarded_headers() {
     t.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Read until the server closes the connection (or `limit` passes); the
+/// time it took, or `None` if it stayed open.
+fn time_to_close(s: &mut std::net::TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_time() {
+    let srv = start(echo_path, |s| s.keep_alive(Duration::from_millis(400)));
+    let mut s = connect(srv.addr);
+    s.write_all(b"GET /a HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    assert_eq!(read_response(&mut s, false).unwrap().body, b"/a");
+    let closed = time_to_close(&mut s, Duration::from_secs(5)).expect("the idle connection was never closed");
+    assert!(closed >= Duration::from_millis(300), "closed after {closed:?}, before the keep-alive time");
+    assert!(closed < Duration::from_secs(2), "closed after {closed:?}");
+}
+
+#[test]
+fn a_head_sent_slower_than_the_keep_alive_time_is_cut_off() {
+    let called = Arc::new(AtomicBool::new(false));
+    let c2 = Arc::clone(&called);
+    let app = move |env: Environ, sr: StartResponse| {
+        c2.store(true, Ordering::SeqCst);
+        echo_path(env, sr)
+    };
+    let srv = start(app, |s| s.keep_alive(Duration::from_millis(400)));
+    let mut s = connect(srv.addr);
+    // A byte every 50 ms: each one arrives well within the timeout, but
+    // the head as a whole does not.
+    let raw = b"GET /slow HTTP/1.1\r\nHost: t\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let start = Instant::now();
+    let mut sent = 0;
+    for b in raw {
+        if s.write_all(&[*b]).is_err() {
+            break;
+        }
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(50));
+        if start.elapsed() > Duration::from_secs(3) {
+            break;
+        }
+    }
+    let closed = time_to_close(&mut s, Duration::from_secs(3));
+    assert!(sent < raw.len(), "the whole head went through byte by byte ({:?})", start.elapsed());
+    assert!(closed.is_some(), "the slow connection stayed open");
+    assert!(start.elapsed() < Duration::from_secs(3), "cut off after {:?}", start.elapsed());
+    assert!(!called.load(Ordering::SeqCst), "the app was called");
+    // Others are still served.
+    assert_eq!(get(srv.addr, "/fast").status, 200);
+}
+
+#[test]
+fn a_busy_keep_alive_connection_outlives_many_keep_alive_times() {
+    let srv = start(echo_path, |s| s.keep_alive(Duration::from_millis(200)));
+    let mut s = connect(srv.addr);
+    let start = Instant::now();
+    let mut n = 0;
+    // Requests 20 ms apart for five times the keep-alive time: each head
+    // is timed from when the server starts waiting for it.
+    while start.elapsed() < Duration::from_millis(1000) {
+        s.write_all(format!("GET /{n} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes()).unwrap();
+        let r =
+            read_response(&mut s, false).unwrap_or_else(|| panic!("request {n} after {:?}: closed", start.elapsed()));
+        assert_eq!(r.body, format!("/{n}").as_bytes());
+        n += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(n > 20);
+}
