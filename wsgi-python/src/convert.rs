@@ -67,30 +67,29 @@ impl Slot {
     }
 
     /// Set `key: value` in `dict`, a copy of the template of `epoch`:
-    /// nothing to do when the template holds the same string.
-    fn set(
+    /// nothing to do when the template holds the same string. The value's
+    /// string.
+    fn set<'py>(
         &mut self,
-        py: Python<'_>,
-        dict: &Bound<'_, PyDict>,
+        py: Python<'py>,
+        dict: &Bound<'py, PyDict>,
         value: &[u8],
         epoch: u32,
         w: &mut Walk,
-    ) -> PyResult<()> {
+    ) -> PyResult<Bound<'py, PyString>> {
         let v = self.value(py, value)?;
         self.seen = epoch;
         if let Some(t) = &self.tmpl {
             w.members_seen += 1;
             if t.is(&v) {
-                return Ok(());
+                return Ok(v);
             }
             w.changed += 1;
         } else {
             w.reshaped += 1;
         }
-        if let Some(visited) = &mut w.visited {
-            visited.push(v.clone().unbind());
-        }
-        dict_set(dict, self.key.bind(py), &v)
+        dict_set(dict, self.key.bind(py), &v)?;
+        Ok(v)
     }
 }
 
@@ -121,8 +120,7 @@ struct Walk {
     reshaped: usize,
     /// When the template is to be made from this request: the slots set,
     /// with their values, in order.
-    visited: Option<Vec<Py<PyString>>>,
-    visited_refs: Vec<SlotRef>,
+    visited: Vec<(SlotRef, Py<PyString>)>,
 }
 
 /// Where a [`Slot`] lives in the [`Cache`].
@@ -387,9 +385,6 @@ pub(crate) fn environ_dict<'py>(
     let mut walk = Walk::default();
     // A template without variables takes this request's.
     let fill = members == 0;
-    if fill {
-        walk.visited = Some(Vec::new());
-    }
     let mut failed = None;
     environ.for_each_cgi_var(|key, value| {
         if failed.is_some() {
@@ -405,29 +400,31 @@ pub(crate) fn environ_dict<'py>(
                 }
             }
             wsgi_spec::CgiKey::Core(k) => match cache.core.get_mut(k.index()) {
-                Some(slot) => {
+                Some(slot) => slot.set(py, &dict, value, epoch, &mut walk).map(|v| {
                     if fill {
-                        walk.visited_refs.push(SlotRef::Core(k.index()));
+                        walk.visited.push((SlotRef::Core(k.index()), v.unbind()));
                     }
-                    slot.set(py, &dict, value, epoch, &mut walk)
-                }
+                }),
                 None => latin1_str(py, value).and_then(|v| dict.set_item(PyString::intern(py, k.as_str()), v)),
             },
             wsgi_spec::CgiKey::Header(name) => {
-                if !cache.headers.contains_key(name) && cache.headers.len() < 1024 {
-                    // Bounded: clients choose header names.
-                    let slot = Slot::new(PyString::intern(py, &wsgi_spec::http_key(name)).unbind());
-                    cache.headers.insert(name.clone(), slot);
-                }
-                match cache.headers.get_mut(name) {
-                    Some(slot) => {
-                        if fill {
-                            walk.visited_refs.push(SlotRef::Header(name.clone()));
-                        }
-                        slot.set(py, &dict, value, epoch, &mut walk)
+                let push = |walk: &mut Walk, v: Bound<'_, PyString>| {
+                    if fill {
+                        walk.visited.push((SlotRef::Header(name.clone()), v.unbind()));
                     }
-                    None => latin1_str(py, value)
-                        .and_then(|v| dict.set_item(PyString::intern(py, &wsgi_spec::http_key(name)), v)),
+                };
+                if let Some(slot) = cache.headers.get_mut(name) {
+                    slot.set(py, &dict, value, epoch, &mut walk).map(|v| push(&mut walk, v))
+                } else if cache.headers.len() < 1024 {
+                    // Bounded: clients choose header names.
+                    let slot = cache
+                        .headers
+                        .entry(name.clone())
+                        .or_insert_with(|| Slot::new(PyString::intern(py, &wsgi_spec::http_key(name)).unbind()));
+                    slot.set(py, &dict, value, epoch, &mut walk).map(|v| push(&mut walk, v))
+                } else {
+                    latin1_str(py, value)
+                        .and_then(|v| dict.set_item(PyString::intern(py, &wsgi_spec::http_key(name)), v))
                 }
             }
             wsgi_spec::CgiKey::Var(name) => {
@@ -441,12 +438,11 @@ pub(crate) fn environ_dict<'py>(
                     None => None,
                 };
                 match i.and_then(|i| cache.vars.get_mut(i).map(|(_, slot)| (i, slot))) {
-                    Some((i, slot)) => {
+                    Some((i, slot)) => slot.set(py, &dict, value, epoch, &mut walk).map(|v| {
                         if fill {
-                            walk.visited_refs.push(SlotRef::Var(i));
+                            walk.visited.push((SlotRef::Var(i), v.unbind()));
                         }
-                        slot.set(py, &dict, value, epoch, &mut walk)
-                    }
+                    }),
                     None => latin1_str(py, value).and_then(|v| dict.set_item(PyString::intern(py, name), v)),
                 }
             }
@@ -499,17 +495,18 @@ pub(crate) fn environ_dict<'py>(
             // This request's variables become the template's, with the
             // shared empty input and this error stream.
             let tdict = t.dict.bind(py);
-            let values = walk.visited.take().unwrap_or_default();
-            for (r, v) in walk.visited_refs.iter().zip(&values) {
-                if let Some(slot) = cache.slot_mut(r) {
+            let mut members = Vec::with_capacity(walk.visited.len());
+            for (r, v) in walk.visited {
+                if let Some(slot) = cache.slot_mut(&r) {
                     dict_set(tdict, slot.key.bind(py), v.bind(py))?;
-                    slot.tmpl = Some(v.clone_ref(py));
+                    slot.tmpl = Some(v);
+                    members.push(r);
                 }
             }
             dict_set(tdict, c.k_input.bind(py), &empty_input)?;
             dict_set(tdict, c.k_errors.bind(py), &errors)?;
             t.errors = Some(errors.clone().into_any().unbind());
-            t.members = std::mem::take(&mut walk.visited_refs);
+            t.members = members;
             t.misfits = 0;
         } else if walk.reshaped > 0 || walk.changed > Template::CHANGED {
             t.misfits += 1;
