@@ -22,13 +22,19 @@ fn text_headers() -> HeaderMap {
     h
 }
 
-/// The hello app: a fixed greeting.
+/// The hello app's body.
+const HELLO: &[u8] = b"Hello, World!\n";
+
+/// The hello app: a fixed greeting, the response of the benchmark's other
+/// hello servers (`text/plain`; the server adds its length).
 ///
 /// # Errors
 /// Never in practice; `start_response` errors are propagated.
 pub fn hello(_environ: Environ, start_response: StartResponse) -> Result<Body, AppError> {
-    start_response.start(StatusCode::OK, text_headers())?;
-    Ok(Body::full(Bytes::from_static(b"Hello, World!\n")))
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    start_response.start(StatusCode::OK, headers)?;
+    Ok(Body::full(Bytes::from_static(HELLO)))
 }
 
 /// A streaming app: a slow generator body, one line every `?delay_ms=`

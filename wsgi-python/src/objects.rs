@@ -259,7 +259,9 @@ fn parse_headers(headers: &Bound<'_, PyAny>) -> PyResult<HeaderMap> {
     let list = headers
         .cast::<PyList>()
         .map_err(|_| PyTypeError::new_err(format!("response_headers must be a list, not {}", type_name(headers))))?;
-    let mut map = HeaderMap::with_capacity(list.len());
+    // Room for what the server adds (`Server`, a computed `Content-Length`):
+    // a full map would be reallocated for them.
+    let mut map = HeaderMap::with_capacity(list.len() + 2);
     for item in list.iter() {
         let pair = item.cast::<PyTuple>().map_err(|_| {
             PyTypeError::new_err(format!("each header must be a (name, value) tuple, not {}", type_name(&item)))

@@ -50,12 +50,14 @@ pub(crate) struct GuardedIo<T: AsyncRead + AsyncWrite + Unpin> {
     /// How long a request head may take, from when the connection starts
     /// waiting for it (an idle keep-alive connection included).
     head_timeout: Option<std::time::Duration>,
-    /// The head being timed: when the wait for it began, and the guard's
-    /// count of completed heads then.
-    head_since: Option<(tokio::time::Instant, u64)>,
-    /// Wakes the connection at (or before) the head's deadline. Made once
-    /// and reset only when it fires, not for every request.
+    /// The head timer: armed for one timeout while a head is awaited, and
+    /// looked at again only when it fires (see
+    /// [`poll_head_deadline`](GuardedIo::poll_head_deadline)).
     head_timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The guard's count of completed heads when the timer was armed.
+    head_armed_for: u64,
+    /// The waker the timer was registered with.
+    head_waker: Option<Waker>,
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
@@ -79,8 +81,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
             files: None,
             read_size: READ_MIN,
             head_timeout: None,
-            head_since: None,
             head_timer: None,
+            head_armed_for: 0,
+            head_waker: None,
         }
     }
 
@@ -93,30 +96,46 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
     }
 
     /// The read found nothing: while a request head is awaited, make sure
-    /// the connection is woken at its deadline, and fail the read past it.
+    /// the connection is woken when the head timeout may have passed, and
+    /// fail the read once it has.
+    ///
+    /// The timer is coarse on purpose, so that a busy connection neither
+    /// reads the clock nor touches the timer for each request: it is armed
+    /// for one timeout while head number `n` is awaited, and when it fires,
+    /// the connection has timed out if head `n` is still awaited; if heads
+    /// completed meanwhile, it is armed again for the head awaited now. A
+    /// head (or an idle keep-alive connection) is therefore given at least
+    /// the timeout and at most twice it.
     fn poll_head_deadline(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let Some(timeout) = self.head_timeout else { return Poll::Pending };
         let Some(heads) = self.guard.as_ref().and_then(Guard::awaiting_head) else {
             return Poll::Pending;
         };
-        let now = tokio::time::Instant::now();
-        let since = match self.head_since {
-            Some((t, n)) if n == heads => t,
-            _ => {
-                self.head_since = Some((now, heads));
-                now
+        let timer = match &mut self.head_timer {
+            Some(timer) => {
+                if timer.is_elapsed() {
+                    if self.head_armed_for == heads {
+                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head timed out")));
+                    }
+                    timer.as_mut().reset(tokio::time::Instant::now() + timeout);
+                    self.head_armed_for = heads;
+                    self.head_waker = None;
+                } else if self.head_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    // Armed, and it wakes this task: nothing to do.
+                    return Poll::Pending;
+                }
+                timer
+            }
+            None => {
+                self.head_armed_for = heads;
+                self.head_timer.insert(Box::pin(tokio::time::sleep(timeout)))
             }
         };
-        let deadline = since + timeout;
-        let timer = self.head_timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
-        // The timer may be set for an earlier head's deadline: when it
-        // fires early, it is set again.
-        while std::future::Future::poll(timer.as_mut(), cx).is_ready() {
-            if tokio::time::Instant::now() >= deadline {
-                return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head timed out")));
-            }
-            timer.as_mut().reset(deadline);
+        if std::future::Future::poll(timer.as_mut(), cx).is_ready() {
+            // Only with a zero timeout: the head has had all of it.
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head timed out")));
         }
+        self.head_waker = Some(cx.waker().clone());
         Poll::Pending
     }
 

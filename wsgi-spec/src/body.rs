@@ -283,6 +283,25 @@ impl Body {
         }
     }
 
+    /// The whole body, when it is at most one chunk made in advance (empty,
+    /// full, or a list of one) with no close hooks: taking it and dropping
+    /// the rest runs no application code, so a server may deliver it in one
+    /// go. `None` (and the body untouched) otherwise.
+    pub(crate) fn take_whole(&mut self) -> Option<Bytes> {
+        if !self.on_close.is_empty() {
+            return None;
+        }
+        match &mut self.kind {
+            Kind::Empty => Some(Bytes::new()),
+            Kind::Full(b) => Some(std::mem::take(b)),
+            Kind::Chunks(q, total) if q.len() <= 1 => {
+                *total = 0;
+                Some(q.pop_front().unwrap_or_default())
+            }
+            _ => None,
+        }
+    }
+
     /// The next chunk, `None` at the end. Empty chunks are passed on as they
     /// come (an app may yield `b""`, STRM-2).
     ///

@@ -67,6 +67,8 @@ pub struct ResponseDriver {
     head_request: bool,
     version: Version,
     pending: Option<(Status, HeaderMap)>,
+    /// The `Content-Length` of the pending headers, checked when they came.
+    pending_length: Option<u64>,
     calls: u32,
     committed: bool,
     returned: bool,
@@ -84,6 +86,7 @@ impl ResponseDriver {
             head_request: *method == Method::HEAD,
             version,
             pending: None,
+            pending_length: None,
             calls: 0,
             committed: false,
             returned: false,
@@ -117,7 +120,7 @@ impl ResponseDriver {
         }
         check_status(&status)?;
         check_headers(&headers)?;
-        declared_length(&headers)?;
+        self.pending_length = declared_length(&headers)?;
         self.pending = Some((status, headers));
         Ok(())
     }
@@ -276,7 +279,7 @@ impl ResponseDriver {
         let bodiless_status =
             code.is_informational() || code == StatusCode::NO_CONTENT || code == StatusCode::NOT_MODIFIED;
         self.no_body = bodiless_status || self.head_request;
-        let declared = declared_length(&headers)?;
+        let declared = self.pending_length;
         if code.is_informational() || code == StatusCode::NO_CONTENT {
             // RFC 9110 8.6: no Content-Length on 1xx and 204.
             headers.remove(CONTENT_LENGTH);

@@ -233,6 +233,14 @@ impl<S: ResponseSink> Running<S> {
         let Some(mut body) = self.body.take() else {
             return Step::Done(conclude(&self.shared, &self.errors, Ok(())));
         };
+        // A body made in advance (one chunk, no close hooks) goes out in one
+        // step whatever the budget: it is one chunk, so the other path would
+        // end after it too.
+        if let Some(whole) = body.take_whole() {
+            drop(body);
+            let result = deliver_whole(&self.shared, whole);
+            return Step::Done(conclude(&self.shared, &self.errors, result));
+        }
         let limit = budget.map(|b| lock(&self.shared).driver.bytes_sent().saturating_add(b));
         match stream_body(&self.shared, &mut body, limit) {
             Ok(Flow::Paused) => {
@@ -311,6 +319,17 @@ fn close_and_finish<S: ResponseSink>(shared: &Mutex<Shared<S>>, body: Body) -> R
         return Err(Error::Panic(panic_message(p.as_ref())));
     }
     let mut g = lock(shared);
+    let head = g.driver.finish()?;
+    g.emit(Emit { head, data: Bytes::new() })?;
+    g.sink.finish().map_err(Error::Disconnected)
+}
+
+/// Deliver a whole body (see `Body::take_whole`) and finish the response,
+/// under one lock: the steps of `stream_body` and `close_and_finish`.
+fn deliver_whole<S: ResponseSink>(shared: &Mutex<Shared<S>>, whole: Bytes) -> Result<(), Error> {
+    let mut g = lock(shared);
+    let emit = g.driver.data(whole, Some(0))?;
+    g.emit(emit)?;
     let head = g.driver.finish()?;
     g.emit(Emit { head, data: Bytes::new() })?;
     g.sink.finish().map_err(Error::Disconnected)
