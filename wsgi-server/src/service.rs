@@ -203,11 +203,14 @@ impl SpecService {
     }
 
     /// Whether [`handle_now`](Self::handle_now) can take the request.
-    fn can_handle_now<B: HttpBody>(&self, req: &Request<B>) -> bool {
+    fn can_handle_now<B: HttpBody>(&self, req: &Request<B>, hyper_framed: bool) -> bool {
         // A body announced but ended at once goes the async way (a 400).
+        // Not with hyper's HTTP/1 bodies: hyper framed it from the same
+        // headers, so one it sees ended was announced empty.
         self.shared.inline
             && req.body().is_end_stream()
-            && request_length(req.headers(), req.version(), req.body()).unwrap_or(0) == 0
+            && ((hyper_framed && req.version() < http::Version::HTTP_2)
+                || request_length(req.headers(), req.version(), req.body()).unwrap_or(0) == 0)
     }
 
     /// Count the request and start its access-log record.
@@ -387,8 +390,8 @@ impl SpecService {
             );
         }
         *resp.headers_mut() = head.headers;
-        if !resp.headers().contains_key(SERVER) {
-            resp.headers_mut().insert(SERVER, self.shared.server_header.clone());
+        if let http::header::Entry::Vacant(slot) = resp.headers_mut().entry(SERVER) {
+            slot.insert(self.shared.server_header.clone());
         }
         resp
     }
@@ -433,12 +436,14 @@ type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Infa
 pub struct SpecFuture(Option<Result<Response<ResponseBody>, BoxFuture>>);
 
 impl SpecFuture {
-    fn new<B>(service: &SpecService, req: Request<B>) -> SpecFuture
+    /// `hyper_framed`: the body is hyper's, framed by hyper from the
+    /// request's headers.
+    fn new<B>(service: &SpecService, req: Request<B>, hyper_framed: bool) -> SpecFuture
     where
         B: HttpBody<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
-        if service.can_handle_now(&req) {
+        if service.can_handle_now(&req, hyper_framed) {
             return SpecFuture(Some(Ok(service.handle_now(req))));
         }
         let this = service.clone();
@@ -481,7 +486,7 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> SpecFuture {
-        SpecFuture::new(self, req)
+        SpecFuture::new(self, req, false)
     }
 }
 
@@ -491,7 +496,7 @@ impl hyper::service::Service<Request<hyper::body::Incoming>> for SpecService {
     type Future = SpecFuture;
 
     fn call(&self, req: Request<hyper::body::Incoming>) -> SpecFuture {
-        SpecFuture::new(self, req)
+        SpecFuture::new(self, req, true)
     }
 }
 

@@ -357,27 +357,40 @@ pub(crate) fn decimal(n: u64, digits: &mut [u8; 20]) -> &[u8] {
     &digits[at..]
 }
 
-/// A `Content-Length` value. Spelled into a per-thread block shared by the
-/// values made from it: one allocation per few hundred responses instead of
-/// two per response (`HeaderValue::from(u64)` makes a buffer, then a shared
-/// header for it when hyper clones it).
+/// A `Content-Length` value, spelled into a shared block (see
+/// [`block_copy`]): `HeaderValue::from(u64)` makes a buffer, then a shared
+/// header for it when hyper clones it.
 fn length_value(n: u64) -> HeaderValue {
+    let mut digits = [0u8; 20];
+    let spelled = decimal(n, &mut digits);
+    HeaderValue::from_maybe_shared(block_copy(spelled)).unwrap_or_else(|_| HeaderValue::from(n))
+}
+
+/// The largest copy [`block_copy`] puts into the shared block.
+const BLOCK_COPY_MAX: usize = 512;
+
+/// `bytes` as `Bytes` copied into a per-thread block shared by the values
+/// made from it: one allocation per few kilobytes of small values instead
+/// of one or two per value (a `Bytes` made from a `Vec` allocates again
+/// when it is first cloned or sliced, to share it). Larger values are
+/// copied on their own, so a long-lived value keeps at most a 4 KiB block
+/// alive.
+pub(crate) fn block_copy(bytes: &[u8]) -> bytes::Bytes {
     use std::cell::RefCell;
     thread_local! {
         static BLOCK: RefCell<bytes::BytesMut> = RefCell::new(bytes::BytesMut::new());
     }
-    let mut digits = [0u8; 20];
-    let spelled = decimal(n, &mut digits);
+    if bytes.len() > BLOCK_COPY_MAX {
+        return bytes::Bytes::copy_from_slice(bytes);
+    }
     BLOCK
         .try_with(|block| {
             let mut block = block.borrow_mut();
-            if block.capacity() - block.len() < spelled.len() {
+            if block.capacity() - block.len() < bytes.len() {
                 *block = bytes::BytesMut::with_capacity(4096);
             }
-            block.extend_from_slice(spelled);
-            HeaderValue::from_maybe_shared(block.split().freeze()).ok()
+            block.extend_from_slice(bytes);
+            block.split().freeze()
         })
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| HeaderValue::from(n))
+        .unwrap_or_else(|_| bytes::Bytes::copy_from_slice(bytes))
 }

@@ -386,8 +386,10 @@ impl Environ {
         // into every HTTP/2 URI).
         let raw_uri = match uri.scheme() {
             Some(_) if version < Version::HTTP_2 => Bytes::from(uri.to_string()),
+            // Shared, so PATH_INFO and QUERY_STRING slice it without
+            // another allocation.
             _ => match uri.path_and_query() {
-                Some(pq) => Bytes::copy_from_slice(pq.as_str().as_bytes()),
+                Some(pq) => crate::driver::block_copy(pq.as_str().as_bytes()),
                 None => Bytes::from_static(b"/"),
             },
         };
