@@ -130,6 +130,8 @@ pub(crate) struct Record {
     pub(crate) response_headers: HeaderMap,
     pub(crate) bytes: u64,
     pub(crate) start: Option<SystemTime>,
+    /// When the request was taken on, for `duration`.
+    pub(crate) started: Option<std::time::Instant>,
     pub(crate) duration: Duration,
 }
 
@@ -404,6 +406,7 @@ mod tests {
             response_headers: resp,
             bytes: 14,
             start: Some(UNIX_EPOCH + Duration::from_secs(1_795_000_000)),
+            started: None,
             duration: Duration::from_micros(1500),
         }
     }

@@ -1107,22 +1107,14 @@ fn valid_authority(s: &[u8], usage: AuthorityUse) -> bool {
         let ok = !literal.is_empty() && literal.iter().all(|&b| is_reg_name_byte(b) || b == b':');
         (ok, rest.get(1..).unwrap_or_default())
     } else {
+        let host_end = s.iter().position(|&b| b == b':').unwrap_or(s.len());
+        let (host, rest) = s.split_at(host_end);
         // hyper's URI parser refuses pct-encoding in a target's host; a Host
         // field value is not parsed by hyper and may use it (RFC 3986).
         let pct_ok = usage == AuthorityUse::HostField;
-        // One pass up to the port's ':' (not a reg-name byte).
-        let mut host_end = s.len();
-        for (i, &b) in s.iter().enumerate() {
-            if b == b':' {
-                host_end = i;
-                break;
-            }
-            if !is_reg_name_byte(b) || (b == b'%' && !pct_ok) {
-                return false;
-            }
-        }
-        let (host, rest) = s.split_at(host_end);
-        (usage == AuthorityUse::HostField || !host.is_empty(), rest)
+        let ok = host.iter().all(|&b| is_reg_name_byte(b) && (b != b'%' || pct_ok))
+            && (usage == AuthorityUse::HostField || !host.is_empty());
+        (ok, rest)
     };
     if !host_ok {
         return false;

@@ -53,6 +53,39 @@ impl State {
     }
 }
 
+thread_local! {
+    /// A state no response holds, kept for the next one on this thread.
+    static SPARE: std::cell::Cell<Option<Arc<Mutex<State>>>> = const { std::cell::Cell::new(None) };
+}
+
+impl State {
+    /// The state for a new response: this thread's spare one, if any.
+    pub(crate) fn shared() -> Arc<Mutex<State>> {
+        SPARE.try_with(std::cell::Cell::take).ok().flatten().unwrap_or_default()
+    }
+
+    /// Keep `state` for the next response on this thread, if nothing else
+    /// holds it (an app may keep its `start_response`, and with it the
+    /// sink) and everything in it was taken.
+    pub(crate) fn recycle(state: Arc<Mutex<State>>) {
+        if Arc::strong_count(&state) != 1 || Arc::weak_count(&state) != 0 {
+            return;
+        }
+        {
+            let st = lock(&state);
+            let empty = st.head.is_none()
+                && st.first.is_none()
+                && st.pending.is_empty()
+                && st.file.is_none()
+                && st.error.is_none();
+            if !empty {
+                return;
+            }
+        }
+        let _ = SPARE.try_with(|spare| spare.set(Some(state)));
+    }
+}
+
 fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }

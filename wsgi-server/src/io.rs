@@ -312,6 +312,93 @@ pub(crate) mod coalesce {
     pub(crate) fn take() -> bool {
         DEFER_NEXT.with(|d| d.replace(false))
     }
+
+    /// Tells whether making a response took [`SLOW`] or more.
+    ///
+    /// Every request asks, so on x86-64 it reads the CPU's time-stamp
+    /// counter rather than the clock (a clock read costs tens of
+    /// nanoseconds in a virtual machine). The counter's rate is learnt
+    /// from the clock over the first 50 ms it is used; until then, and on
+    /// other CPUs, the clock is read. A counter that is off (a VM moved to
+    /// another host) only changes which responses are coalesced.
+    pub(crate) enum Stopwatch {
+        /// Started at this counter value.
+        #[cfg(target_arch = "x86_64")]
+        Ticks(u64),
+        /// Started at this time.
+        Clock(std::time::Instant),
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    mod tsc {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        use std::sync::OnceLock;
+        use std::time::{Duration, Instant};
+
+        /// Counter ticks in [`super::SLOW`]; 0 until learnt.
+        static PER_SLOW: AtomicU64 = AtomicU64::new(0);
+        /// The first reading of both, to learn the rate from.
+        static FIRST: OnceLock<(Instant, u64)> = OnceLock::new();
+
+        pub(super) fn ticks() -> u64 {
+            // SAFETY: RDTSC exists on every x86-64 CPU and only reads the
+            // counter (the intrinsic is safe in newer Rust).
+            #[allow(unused_unsafe)]
+            unsafe {
+                core::arch::x86_64::_rdtsc()
+            }
+        }
+
+        pub(super) fn per_slow() -> u64 {
+            PER_SLOW.load(Ordering::Relaxed)
+        }
+
+        /// Learn the rate once 50 ms passed since the first reading.
+        pub(super) fn learn(now: Instant) {
+            let t = ticks();
+            let &(t0, c0) = FIRST.get_or_init(|| (now, t));
+            let wall = now.saturating_duration_since(t0);
+            if wall >= Duration::from_millis(50) && t > c0 {
+                let per = u128::from(t - c0) * super::SLOW.as_nanos() / wall.as_nanos();
+                PER_SLOW.store(u64::try_from(per).unwrap_or(u64::MAX).max(1), Ordering::Relaxed);
+            }
+        }
+    }
+
+    impl Stopwatch {
+        /// Start measuring.
+        pub(crate) fn start() -> Stopwatch {
+            #[cfg(target_arch = "x86_64")]
+            {
+                if tsc::per_slow() != 0 {
+                    return Stopwatch::Ticks(tsc::ticks());
+                }
+                let now = std::time::Instant::now();
+                tsc::learn(now);
+                Stopwatch::Clock(now)
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Stopwatch::Clock(std::time::Instant::now())
+        }
+
+        /// [`SLOW`] or more passed since the start.
+        pub(crate) fn is_slow(&self) -> bool {
+            match self {
+                #[cfg(target_arch = "x86_64")]
+                // A counter read on another core may be slightly behind:
+                // wrapped, it counts as slow, which is harmless.
+                Stopwatch::Ticks(t) => tsc::ticks().wrapping_sub(*t) >= tsc::per_slow(),
+                Stopwatch::Clock(t) => t.elapsed() >= SLOW,
+            }
+        }
+
+        /// If slow, ask for the next write to be put off.
+        pub(crate) fn request_if_slow(&self) {
+            if self.is_slow() {
+                request();
+            }
+        }
+    }
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {

@@ -21,6 +21,8 @@
 //! ```
 
 pub mod accesslog;
+#[cfg(feature = "mimalloc")]
+pub mod alloc;
 pub mod bind;
 mod bridge;
 mod guard;

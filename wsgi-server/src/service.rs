@@ -21,6 +21,7 @@ use wsgi_spec::{Environ, Input, ServerInfo, SharedApp};
 use crate::accesslog::{AccessLog, Record};
 use crate::bridge::{BodyReader, BoxError, ChannelSink, ResponseBody, Start};
 use crate::inline;
+use crate::io::coalesce::Stopwatch;
 use crate::pool::AppPool;
 use crate::proxy::{self, ForwardedAllow};
 use wsgi_spec::run::{self, Outcome, Step};
@@ -214,7 +215,7 @@ impl SpecService {
     }
 
     /// Count the request and start its access-log record.
-    fn begin(&self, parts: &http::request::Parts) -> (Option<Box<Record>>, Instant) {
+    fn begin(&self, parts: &http::request::Parts) -> (Option<Box<Record>>, Stopwatch) {
         if let Some(c) = &self.shared.requests {
             c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
@@ -224,6 +225,7 @@ impl SpecService {
                 raw_uri: parts.uri.to_string().into_bytes(),
                 protocol: wsgi_spec::protocol_str(parts.version),
                 start: Some(SystemTime::now()),
+                started: Some(Instant::now()),
                 ..Record::default()
             };
             for name in log.format().request_headers() {
@@ -235,22 +237,21 @@ impl SpecService {
             // calls, and a pointer moves cheaper than the record.
             Box::new(rec)
         });
-        (record, Instant::now())
+        (record, Stopwatch::start())
     }
 
     /// The environ for the request, and the access-log writer to call with
     /// the outcome (with the response header names it wants captured).
     fn environ_and_log(
         &self,
-        mut parts: http::request::Parts,
+        parts: http::request::Parts,
         input: Input,
         mut record: Option<Box<Record>>,
-        started: Instant,
     ) -> (Environ, Vec<http::HeaderName>, impl FnOnce(Outcome, Option<Captured>) + Send + 'static) {
-        if let Some(conn) = self.conn {
-            parts.extensions.insert(conn);
-        }
-        let mut environ = Environ::from_request(parts, input, &self.shared.info);
+        let mut environ = match self.conn {
+            Some(conn) => Environ::from_request_on(parts, input, &self.shared.info, conn),
+            None => Environ::from_request(parts, input, &self.shared.info),
+        };
         proxy::apply(&mut environ, &self.shared.forwarded, self.unix_peer);
         if let Some(rec) = record.as_mut() {
             rec.remote = environ.remote_addr;
@@ -267,7 +268,7 @@ impl SpecService {
             if let (Some(log), Some(mut rec)) = (shared.as_ref().and_then(|s| s.access_log.as_ref()), record) {
                 rec.status = outcome.status.map(|s| s.as_u16());
                 rec.bytes = outcome.bytes_sent;
-                rec.duration = started.elapsed();
+                rec.duration = rec.started.map(|t| t.elapsed()).unwrap_or_default();
                 if let Some(c) = captured {
                     rec.response_headers = std::mem::take(&mut *c.lock().unwrap_or_else(PoisonError::into_inner));
                 }
@@ -293,7 +294,7 @@ impl SpecService {
             };
         }
         let input = Input::new(BodyReader::new(body, tokio::runtime::Handle::current()), length);
-        let (environ, names, log) = self.environ_and_log(parts, input, record, started);
+        let (environ, names, log) = self.environ_and_log(parts, input, record);
         let (tx, rx) = oneshot::channel();
         let mut sink = ChannelSink::new(tx, self.files.clone());
         let captured = sink.capture_headers(names);
@@ -303,9 +304,7 @@ impl SpecService {
             return plain(StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable: the server is at capacity\n");
         }
         let head = rx.await;
-        if started.elapsed() >= crate::io::coalesce::SLOW {
-            crate::io::coalesce::request();
-        }
+        started.request_if_slow();
         match head {
             Ok(Start::Complete(head, body, files)) => self.response(head, ResponseBody::full(body).with_files(files)),
             Ok(Start::Streaming(head, rx, files)) => {
@@ -325,13 +324,11 @@ impl SpecService {
         parts: http::request::Parts,
         input: Input,
         record: Option<Box<Record>>,
-        started: Instant,
+        started: Stopwatch,
     ) -> Response<ResponseBody> {
-        let (environ, names, log) = self.environ_and_log(parts, input, record, started);
+        let (environ, names, log) = self.environ_and_log(parts, input, record);
         let resp = self.respond_inline(environ, names, log);
-        if started.elapsed() >= crate::io::coalesce::SLOW {
-            crate::io::coalesce::request();
-        }
+        started.request_if_slow();
         resp
     }
 
@@ -342,7 +339,7 @@ impl SpecService {
         names: Vec<http::HeaderName>,
         log: impl FnOnce(Outcome, Option<Captured>) + Send + 'static,
     ) -> Response<ResponseBody> {
-        let state = Arc::new(std::sync::Mutex::new(inline::State::default()));
+        let state = inline::State::shared();
         let mut sink = inline::InlineSink::new(Arc::clone(&state));
         let captured = sink.capture_headers(names);
         let mut log: Option<Box<dyn FnOnce(Outcome) + Send>> =
@@ -362,6 +359,7 @@ impl SpecService {
                     log(outcome);
                 }
                 if let Some(body) = inline::take_complete(&state) {
+                    inline::State::recycle(state);
                     return self.response(head, ResponseBody::full(body));
                 }
                 None

@@ -7,9 +7,9 @@ use std::net::IpAddr;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{HeaderName, CONTENT_LENGTH, CONTENT_TYPE, COOKIE, HOST};
-use http::{Extensions, HeaderMap, HeaderValue, Method, Version};
+use http::{HeaderMap, HeaderValue, Method, Version};
 
-use crate::ext::{ConnectionInfo, FileWrapper, InputTerminated, ScriptName};
+use crate::ext::{ConnectionInfo, Extensions, FileWrapper, InputTerminated, ScriptName};
 use crate::{Errors, Input};
 
 /// `wsgi.url_scheme` (ENV-18).
@@ -362,7 +362,29 @@ impl Environ {
     /// authority, else `Host`, else the local address (ENV-8).
     #[must_use]
     pub fn from_request(parts: http::request::Parts, input: Input, server: &ServerInfo) -> Environ {
-        let http::request::Parts { method, uri, version, mut headers, mut extensions, .. } = parts;
+        Environ::build(parts, input, server, None)
+    }
+
+    /// As [`from_request`](Environ::from_request), with the connection
+    /// given here rather than in the request's extensions: a server that
+    /// knows it saves inserting it there, which costs a map allocation per
+    /// request. It is in the environ's extensions all the same.
+    #[must_use]
+    pub fn from_request_on(
+        parts: http::request::Parts,
+        input: Input,
+        server: &ServerInfo,
+        conn: ConnectionInfo,
+    ) -> Environ {
+        Environ::build(parts, input, server, Some(conn))
+    }
+
+    fn build(parts: http::request::Parts, input: Input, server: &ServerInfo, conn: Option<ConnectionInfo>) -> Environ {
+        let http::request::Parts { method, uri, version, mut headers, extensions, .. } = parts;
+        let mut extensions = Extensions::from(extensions);
+        if let Some(conn) = conn {
+            extensions.insert(conn);
+        }
         let conn = extensions.get::<ConnectionInfo>().copied().unwrap_or_default();
         let script_name = extensions.remove::<ScriptName>().map(|s| s.0).unwrap_or_default();
 

@@ -491,6 +491,54 @@ fn env_24_request_extensions_are_kept() {
 }
 
 #[test]
+fn env_24_a_connection_given_directly_is_used_and_kept() {
+    let (parts, ()) = Request::get("/").body(()).expect("valid").into_parts();
+    let conn = ConnectionInfo {
+        peer: Some(([10, 0, 0, 9], 4242).into()),
+        local: Some(([10, 0, 0, 1], 8000).into()),
+        secure: true,
+    };
+    let env = Environ::from_request_on(parts, Input::empty(), &ServerInfo::default(), conn);
+    assert_eq!(env.remote_addr, Some([10, 0, 0, 9].into()));
+    assert_eq!(env.remote_port, Some(4242));
+    assert_eq!(env.url_scheme, wsgi_spec::Scheme::Https);
+    assert_eq!((env.server_name.as_str(), env.server_port), ("10.0.0.1", 8000));
+    assert_eq!(env.extensions.get::<ConnectionInfo>(), Some(&conn));
+    assert_eq!(env.extensions.get::<InputTerminated>(), Some(&InputTerminated));
+}
+
+#[test]
+fn env_24_extensions_find_every_type_wherever_it_is_held() {
+    let mut http_ext = http::Extensions::new();
+    http_ext.insert(ServerSpecific(1));
+    http_ext.insert(InputTerminated);
+    let mut ext = wsgi_spec::ext::Extensions::from(http_ext);
+    assert_eq!(ext.len(), 2);
+    assert_eq!(ext.get::<InputTerminated>(), Some(&InputTerminated));
+    assert!(ext.get::<FileWrapper>().is_none());
+    assert_eq!(ext.insert(FileWrapper), None);
+    assert_eq!(ext.insert(FileWrapper), Some(FileWrapper));
+    let conn = ConnectionInfo { peer: None, local: None, secure: false };
+    ext.insert(conn);
+    ext.get_mut::<ConnectionInfo>().expect("held").secure = true;
+    ext.get_mut::<ServerSpecific>().expect("in the map").0 = 2;
+    assert_eq!(ext.get::<ConnectionInfo>().map(|c| c.secure), Some(true));
+    assert_eq!(ext.get::<ServerSpecific>(), Some(&ServerSpecific(2)));
+    assert_eq!(ext.len(), 4);
+    let mut more = wsgi_spec::ext::Extensions::new();
+    more.insert(ServerSpecific(3));
+    more.insert(7u8);
+    ext.extend(more);
+    assert_eq!(ext.get::<ServerSpecific>(), Some(&ServerSpecific(3)));
+    assert_eq!(ext.remove::<InputTerminated>(), Some(InputTerminated));
+    assert_eq!(ext.remove::<InputTerminated>(), None);
+    assert_eq!(ext.remove::<u8>(), Some(7));
+    assert_eq!(ext.len(), 3);
+    ext.clear();
+    assert!(ext.is_empty());
+}
+
+#[test]
 fn env_25_deployer_variables_in_every_environ() {
     let info = ServerInfo {
         software: "srv/2".into(),

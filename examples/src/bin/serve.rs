@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 /// The allocator the `wsgi-server` command uses too (see its `main.rs`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: wsgi_server::alloc::MiMalloc = wsgi_server::alloc::MiMalloc;
 
 use wsgi_spec::SharedApp;
 
