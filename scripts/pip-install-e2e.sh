@@ -9,7 +9,7 @@
 # packages and its libpython by itself.
 #
 # Usage: bash scripts/pip-install-e2e.sh
-#   PIP_E2E_FAST=0  build with the release profile as configured (thin LTO, one
+#   PIP_E2E_FAST=0  build with the release profile as configured (fat LTO, one
 #                   codegen unit). By default the test build turns LTO off and
 #                   uses 16 codegen units (cargo's env overrides) to save CI
 #                   minutes; the install path, packaging and runtime lookup are

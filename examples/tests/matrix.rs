@@ -139,7 +139,7 @@ fn hello_is_the_same_everywhere() {
     let o = check("hello", Arc::new(examples::hello), "/");
     assert_eq!((o.status, o.body.as_slice()), (200, &b"Hello, World!\n"[..]));
     assert_eq!(o.framing, Some(Framing::Length(14)));
-    assert_eq!(header(&o, "content-type"), Some(&b"text/plain; charset=utf-8"[..]));
+    assert_eq!(header(&o, "content-type"), Some(&b"text/plain"[..]));
 }
 
 #[test]

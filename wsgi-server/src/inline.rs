@@ -47,6 +47,16 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Keep a chunk for sending.
+    fn push(&mut self, data: Bytes) {
+        // Most responses are one chunk: no queue allocation for those.
+        if self.pending.is_empty() && self.first.is_none() {
+            self.first = Some(data);
+        } else {
+            self.pending.push_back(data);
+        }
+    }
+
     /// The app's body is a file, not sent yet.
     pub(crate) fn has_file(&self) -> bool {
         self.file.is_some()
@@ -67,22 +77,14 @@ impl State {
     /// Keep `state` for the next response on this thread, if nothing else
     /// holds it (an app may keep its `start_response`, and with it the
     /// sink) and everything in it was taken.
-    pub(crate) fn recycle(state: Arc<Mutex<State>>) {
-        if Arc::strong_count(&state) != 1 || Arc::weak_count(&state) != 0 {
-            return;
+    pub(crate) fn recycle(mut state: Arc<Mutex<State>>) {
+        let Some(st) = Arc::get_mut(&mut state) else { return };
+        let st = st.get_mut().unwrap_or_else(PoisonError::into_inner);
+        let empty =
+            st.head.is_none() && st.first.is_none() && st.pending.is_empty() && st.file.is_none() && st.error.is_none();
+        if empty {
+            let _ = SPARE.try_with(|spare| spare.set(Some(state)));
         }
-        {
-            let st = lock(&state);
-            let empty = st.head.is_none()
-                && st.first.is_none()
-                && st.pending.is_empty()
-                && st.file.is_none()
-                && st.error.is_none();
-            if !empty {
-                return;
-            }
-        }
-        let _ = SPARE.try_with(|spare| spare.set(Some(state)));
     }
 }
 
@@ -113,8 +115,9 @@ impl InlineSink {
     }
 }
 
-impl ResponseSink for InlineSink {
-    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+impl InlineSink {
+    /// Copy the response headers the access log wants.
+    fn capture(&self, head: &ResponseHead) {
         if let Some((names, map)) = &self.capture {
             let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
             for name in names {
@@ -123,18 +126,26 @@ impl ResponseSink for InlineSink {
                 }
             }
         }
+    }
+}
+
+impl ResponseSink for InlineSink {
+    fn send_head(&mut self, head: ResponseHead) -> io::Result<()> {
+        self.capture(&head);
         lock(&self.state).head = Some(head);
         Ok(())
     }
 
-    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+    fn send_head_with_data(&mut self, head: ResponseHead, data: Bytes) -> io::Result<()> {
+        self.capture(&head);
         let mut st = lock(&self.state);
-        // Most responses are one chunk: no queue allocation for those.
-        if st.pending.is_empty() && st.first.is_none() {
-            st.first = Some(data);
-        } else {
-            st.pending.push_back(data);
-        }
+        st.head = Some(head);
+        st.push(data);
+        Ok(())
+    }
+
+    fn send_data(&mut self, data: Bytes) -> io::Result<()> {
+        lock(&self.state).push(data);
         Ok(())
     }
 
@@ -152,14 +163,17 @@ impl ResponseSink for InlineSink {
     }
 }
 
-/// True when everything produced fits in one complete body now.
-pub(crate) fn take_complete(state: &Mutex<State>) -> Option<Bytes> {
+/// The head, and the whole body when everything produced fits in one
+/// complete body now (no file, no error); taken under one lock. `None`
+/// when no head was produced.
+pub(crate) fn take_response(state: &Mutex<State>, complete: bool) -> Option<(ResponseHead, Option<Bytes>)> {
     let mut st = lock(state);
-    if st.error.is_some() || st.file.is_some() {
-        return None;
+    let head = st.head.take()?;
+    if !complete || st.error.is_some() || st.file.is_some() {
+        return Some((head, None));
     }
     let first = st.first.take();
-    Some(match (first, st.pending.len()) {
+    let body = match (first, st.pending.len()) {
         (None, 0) => Bytes::new(),
         (Some(only), 0) => only,
         (first, _) => {
@@ -170,7 +184,8 @@ pub(crate) fn take_complete(state: &Mutex<State>) -> Option<Bytes> {
             st.pending.clear();
             all.freeze()
         }
-    })
+    };
+    Some((head, Some(body)))
 }
 
 /// Send what the app produced, resuming it step by step, until the

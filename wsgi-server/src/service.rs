@@ -348,8 +348,7 @@ impl SpecService {
             Step::Paused(running) => running.resume(Some(inline::BUDGET)),
             done => done,
         };
-        let head = state.lock().unwrap_or_else(PoisonError::into_inner).head.take();
-        let Some(head) = head else {
+        let Some((head, complete)) = inline::take_response(&state, matches!(step, Step::Done(_))) else {
             // Only when the error response could not be produced either.
             return plain(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error\n");
         };
@@ -358,7 +357,7 @@ impl SpecService {
                 if let Some(log) = log.take() {
                     log(outcome);
                 }
-                if let Some(body) = inline::take_complete(&state) {
+                if let Some(body) = complete {
                     inline::State::recycle(state);
                     return self.response(head, ResponseBody::full(body));
                 }

@@ -36,6 +36,18 @@ pub trait ResponseSink: Send + 'static {
     /// The client is gone.
     fn send_data(&mut self, data: Bytes) -> io::Result<()>;
 
+    /// Send the head and the first body bytes (never empty) together. The
+    /// default calls [`send_head`](Self::send_head), then
+    /// [`send_data`](Self::send_data); a sink that hands both over in one
+    /// go overrides it.
+    ///
+    /// # Errors
+    /// The client is gone.
+    fn send_head_with_data(&mut self, head: ResponseHead, data: Bytes) -> io::Result<()> {
+        self.send_head(head)?;
+        self.send_data(data)
+    }
+
     /// Send a file body (already cut to the response's length). The default
     /// reads it block by block into [`send_data`](Self::send_data); servers
     /// that can use `sendfile(2)` override it.
@@ -89,13 +101,19 @@ struct Shared<S> {
 
 impl<S: ResponseSink> Shared<S> {
     fn emit(&mut self, emit: Emit) -> Result<(), Error> {
-        if let Some(head) = emit.head {
-            let code = head.status.code();
-            self.sink.send_head(head).map_err(Error::Disconnected)?;
-            self.status = Some(code);
-        }
-        if !emit.data.is_empty() {
-            self.sink.send_data(emit.data).map_err(Error::Disconnected)?;
+        match emit.head {
+            Some(head) => {
+                let code = head.status.code();
+                if emit.data.is_empty() {
+                    self.sink.send_head(head)
+                } else {
+                    self.sink.send_head_with_data(head, emit.data)
+                }
+                .map_err(Error::Disconnected)?;
+                self.status = Some(code);
+            }
+            None if !emit.data.is_empty() => self.sink.send_data(emit.data).map_err(Error::Disconnected)?,
+            None => {}
         }
         Ok(())
     }
@@ -200,8 +218,12 @@ impl<S: ResponseSink> std::fmt::Debug for Running<S> {
 /// of [`run`], for servers that run part of a request on one thread and the
 /// rest on another.
 ///
+/// A body with nothing to iterate (empty, or one chunk made in advance,
+/// with no close hooks) is delivered to the sink at once, and the request
+/// is [`Step::Done`].
+///
 /// # Blocking
-/// Runs application code.
+/// Runs application code, and may block in the sink.
 pub fn start<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) -> Step<S> {
     let driver = ResponseDriver::new(&environ.method, environ.protocol);
     let errors = environ.errors.clone();
@@ -211,8 +233,18 @@ pub fn start<S: ResponseSink>(app: &dyn Application, environ: Environ, sink: S) 
 
     let called = catch_unwind(AssertUnwindSafe(|| app.call(environ, start_response)));
     let result = match called {
-        Ok(Ok(body)) => {
-            lock(&shared).driver.app_returned();
+        Ok(Ok(mut body)) => {
+            let mut g = lock(&shared);
+            g.driver.app_returned();
+            // A body made in advance (one chunk, no close hooks) is
+            // delivered at once, under the same lock: there is nothing to
+            // iterate, and the other path would end after its one chunk too.
+            if let Some(whole) = body.take_whole() {
+                drop(body);
+                let result = deliver_whole(&mut g, whole);
+                return Step::Done(conclude_locked(&mut g, &errors, result));
+            }
+            drop(g);
             return Step::Paused(Running { shared, body: Some(body), errors });
         }
         Ok(Err(e)) => Error::App(e),
@@ -233,14 +265,6 @@ impl<S: ResponseSink> Running<S> {
         let Some(mut body) = self.body.take() else {
             return Step::Done(conclude(&self.shared, &self.errors, Ok(())));
         };
-        // A body made in advance (one chunk, no close hooks) goes out in one
-        // step whatever the budget: it is one chunk, so the other path would
-        // end after it too.
-        if let Some(whole) = body.take_whole() {
-            drop(body);
-            let result = deliver_whole(&self.shared, whole);
-            return Step::Done(conclude(&self.shared, &self.errors, result));
-        }
         let limit = budget.map(|b| lock(&self.shared).driver.bytes_sent().saturating_add(b));
         match stream_body(&self.shared, &mut body, limit) {
             Ok(Flow::Paused) => {
@@ -289,7 +313,11 @@ impl<S: ResponseSink> Running<S> {
 /// Turn the result of a request into its outcome: on an error, log it to
 /// `wsgi.errors` and answer 500 if the head was not sent, else abort.
 fn conclude<S: ResponseSink>(shared: &Mutex<Shared<S>>, errors: &Errors, result: Result<(), Error>) -> Outcome {
-    let mut g = lock(shared);
+    conclude_locked(&mut lock(shared), errors, result)
+}
+
+/// [`conclude`] with the request's lock held.
+fn conclude_locked<S: ResponseSink>(g: &mut Shared<S>, errors: &Errors, result: Result<(), Error>) -> Outcome {
     let error = match result {
         Ok(()) => None,
         Err(Error::Disconnected(e)) => Some(Error::Disconnected(e)),
@@ -324,10 +352,10 @@ fn close_and_finish<S: ResponseSink>(shared: &Mutex<Shared<S>>, body: Body) -> R
     g.sink.finish().map_err(Error::Disconnected)
 }
 
-/// Deliver a whole body (see `Body::take_whole`) and finish the response,
-/// under one lock: the steps of `stream_body` and `close_and_finish`.
-fn deliver_whole<S: ResponseSink>(shared: &Mutex<Shared<S>>, whole: Bytes) -> Result<(), Error> {
-    let mut g = lock(shared);
+/// Deliver a whole body (see `Body::take_whole`) and finish the response:
+/// the steps of `stream_body` and `close_and_finish`, under the lock the
+/// caller holds.
+fn deliver_whole<S: ResponseSink>(g: &mut Shared<S>, whole: Bytes) -> Result<(), Error> {
     let emit = g.driver.data(whole, Some(0))?;
     g.emit(emit)?;
     let head = g.driver.finish()?;
