@@ -305,7 +305,7 @@ pub static SETTINGS: &[Setting] = &[
         "Most client connections open at once; more wait in the listen queue.",
         |c, v| { c.max_connections = number(v, "a positive number")?; if c.max_connections == 0 { return Err("expected a positive number".into()) } Ok(()) }),
     setting!("keepalive", &["--keep-alive"], "SECONDS", Value, "2", "Worker processes",
-        "How long an idle keep-alive connection, or a client sending its request head, may take.",
+        "How long an idle keep-alive connection, or a client sending its request head, may take. Checked coarsely: such a connection is closed after between this time and twice it.",
         |c, v| { c.keep_alive = seconds(v)?; Ok(()) }),
     setting!("graceful_timeout", &["--graceful-timeout"], "SECONDS", Value, "30", "Worker processes",
         "After a graceful stop (SIGTERM), how long in-flight requests may take to finish.",
