@@ -111,11 +111,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
         let Some(heads) = self.guard.as_ref().and_then(Guard::awaiting_head) else {
             return Poll::Pending;
         };
+        let timed_out = || Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head timed out")));
         let timer = match &mut self.head_timer {
             Some(timer) => {
                 if timer.is_elapsed() {
                     if self.head_armed_for == heads {
-                        return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head timed out")));
+                        return timed_out();
                     }
                     timer.as_mut().reset(tokio::time::Instant::now() + timeout);
                     self.head_armed_for = heads;
@@ -131,9 +132,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
                 self.head_timer.insert(Box::pin(tokio::time::sleep(timeout)))
             }
         };
-        if std::future::Future::poll(timer.as_mut(), cx).is_ready() {
-            // Only with a zero timeout: the head has had all of it.
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head timed out")));
+        // Polling registers this task's waker; the timer may turn out to
+        // have fired already (its deadline passed before the time driver
+        // ran): the same rule as above then.
+        while std::future::Future::poll(timer.as_mut(), cx).is_ready() {
+            if self.head_armed_for == heads {
+                return timed_out();
+            }
+            timer.as_mut().reset(tokio::time::Instant::now() + timeout);
+            self.head_armed_for = heads;
         }
         self.head_waker = Some(cx.waker().clone());
         Poll::Pending

@@ -376,7 +376,8 @@ fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_time() {
     assert_eq!(read_response(&mut s, false).unwrap().body, b"/a");
     let closed = time_to_close(&mut s, Duration::from_secs(5)).expect("the idle connection was never closed");
     assert!(closed >= Duration::from_millis(300), "closed after {closed:?}, before the keep-alive time");
-    assert!(closed < Duration::from_secs(2), "closed after {closed:?}");
+    // The timer is coarse: at most twice the time (plus scheduling slack).
+    assert!(closed < Duration::from_millis(1200), "closed after {closed:?}, later than twice the keep-alive time");
 }
 
 #[test]
@@ -430,4 +431,9 @@ fn a_busy_keep_alive_connection_outlives_many_keep_alive_times() {
         std::thread::sleep(Duration::from_millis(20));
     }
     assert!(n > 20);
+    // Then idle: the wait for the next head is timed from when it began,
+    // however late in the timer's period the last request came.
+    let closed = time_to_close(&mut s, Duration::from_secs(3)).expect("the idle connection was never closed");
+    assert!(closed >= Duration::from_millis(150), "closed {closed:?} after the last response");
+    assert!(closed < Duration::from_millis(700), "closed {closed:?} after the last response");
 }
