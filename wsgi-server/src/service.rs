@@ -242,6 +242,7 @@ impl SpecService {
 
     /// The environ for the request, and the access-log writer to call with
     /// the outcome (with the response header names it wants captured).
+    #[inline(always)]
     fn environ_and_log(
         &self,
         parts: http::request::Parts,
@@ -319,6 +320,7 @@ impl SpecService {
         }
     }
 
+    #[inline(always)]
     fn run_inline(
         &self,
         parts: http::request::Parts,
@@ -333,6 +335,7 @@ impl SpecService {
     }
 
     /// Run the app here, on this runtime thread (inline mode).
+    #[inline(always)]
     fn respond_inline(
         &self,
         environ: Environ,

@@ -369,6 +369,7 @@ impl Environ {
     /// given here rather than in the request's extensions: a server that
     /// knows it saves inserting it there, which costs a map allocation per
     /// request. It is in the environ's extensions all the same.
+    #[inline]
     #[must_use]
     pub fn from_request_on(
         parts: http::request::Parts,
