@@ -114,14 +114,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
         let timed_out = || Poll::Ready(Err(io::Error::new(io::ErrorKind::TimedOut, "request head timed out")));
         let timer = match &mut self.head_timer {
             Some(timer) => {
-                if timer.is_elapsed() {
-                    if self.head_armed_for == heads {
-                        return timed_out();
-                    }
-                    timer.as_mut().reset(tokio::time::Instant::now() + timeout);
-                    self.head_armed_for = heads;
-                    self.head_waker = None;
-                } else if self.head_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                if !timer.is_elapsed() && self.head_waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                     // Armed, and it wakes this task: nothing to do.
                     return Poll::Pending;
                 }
@@ -132,9 +125,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> GuardedIo<T> {
                 self.head_timer.insert(Box::pin(tokio::time::sleep(timeout)))
             }
         };
-        // Polling registers this task's waker; the timer may turn out to
-        // have fired already (its deadline passed before the time driver
-        // ran): the same rule as above then.
+        // A fired timer (seen elapsed, or found fired when polling registers
+        // this task's waker): timed out if the same head is still awaited,
+        // else armed again for the head awaited now.
         while std::future::Future::poll(timer.as_mut(), cx).is_ready() {
             if self.head_armed_for == heads {
                 return timed_out();

@@ -383,10 +383,13 @@ impl Environ {
     fn build(parts: http::request::Parts, input: Input, server: &ServerInfo, conn: Option<ConnectionInfo>) -> Environ {
         let http::request::Parts { method, uri, version, mut headers, extensions, .. } = parts;
         let mut extensions = Extensions::from(extensions);
-        if let Some(conn) = conn {
-            extensions.insert(conn);
-        }
-        let conn = extensions.get::<ConnectionInfo>().copied().unwrap_or_default();
+        let conn = match conn {
+            Some(conn) => {
+                extensions.insert(conn);
+                conn
+            }
+            None => extensions.get::<ConnectionInfo>().copied().unwrap_or_default(),
+        };
         let script_name = extensions.remove::<ScriptName>().map(|s| s.0).unwrap_or_default();
 
         // Header names with '_' would collide with '-' names in HTTP_* keys.
